@@ -1,0 +1,100 @@
+// warrend's configuration: one YAML file, validated completely at load.
+//
+// Every rule violation is a ConfigError whose message starts with
+// "FILE:LINE:COLUMN: " and names the key (as a path such as
+// "queues[1].prefetch"); unknown keys also list the allowed ones.
+// docs/configuration.md describes the file.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace warren {
+
+// A position in the configuration file, 1-based as editors show it.
+struct SourceMark {
+  int line = 0;
+  int column = 0;
+};
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// "FILE:LINE:COLUMN: KEY: MESSAGE" — the one format of every config error,
+// also used by the daemon for errors found after parsing (plugin load, plugin
+// options) so they point at the line that caused them.
+std::string formatConfigError(const std::filesystem::path& file, SourceMark mark,
+                              const std::string& key, const std::string& message);
+
+struct ReconnectConfig {
+  std::chrono::milliseconds initial_delay{100};
+  std::chrono::milliseconds max_delay{30000};
+};
+
+struct BrokerConfig {
+  std::string url = "amqp://guest:guest@localhost:5672/%2f";
+  std::chrono::milliseconds heartbeat{10000};  // 0 disables heartbeats
+  std::chrono::milliseconds connect_timeout{5000};
+  ReconnectConfig reconnect;
+};
+
+// A value of a queue's x-arguments table, typed as written in YAML.
+using QueueArgument = std::variant<std::int64_t, double, bool, std::string>;
+
+struct QueueOption {
+  std::string key;
+  std::string value;  // the YAML scalar as written
+  SourceMark mark;    // of the key
+};
+
+struct QueueConfig {
+  std::string name;
+  std::string handler;                // plugin name
+  std::filesystem::path plugin_path;  // <plugins.dir>/<handler>.so, absolute
+  int consumers = 5;
+  int prefetch = 1;
+  std::size_t max_body_bytes = 1024 * 1024;
+  bool durable = false;
+  bool auto_delete = false;
+  std::map<std::string, QueueArgument> arguments;
+  std::vector<QueueOption> options;
+  std::string path;  // "queues[N]", for messages
+  SourceMark mark;          // of the queue entry
+  SourceMark handler_mark;  // of the `handler` value
+  SourceMark options_mark;  // of the `options` key, or the entry when absent
+};
+
+struct LoggingConfig {
+  std::string level = "info";  // trace, debug, info, warn, error
+};
+
+struct ShutdownConfig {
+  std::chrono::milliseconds drain_timeout{30000};
+};
+
+struct Config {
+  std::filesystem::path file;  // absolute path of the file this came from
+  BrokerConfig broker;
+  std::filesystem::path plugin_dir;  // absolute
+  std::vector<QueueConfig> queues;
+  LoggingConfig logging;
+  ShutdownConfig shutdown;
+};
+
+// Reads and validates `file`. Throws ConfigError.
+Config loadConfig(const std::filesystem::path& file);
+
+// Validates YAML text as if read from `file` (relative paths resolve against
+// file's directory). Throws ConfigError.
+Config parseConfig(const std::string& yaml, const std::filesystem::path& file);
+
+}  // namespace warren

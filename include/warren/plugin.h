@@ -1,0 +1,175 @@
+/*
+ * warren plugin ABI: the one header a handler plugin compiles against.
+ *
+ * A plugin is a shared object that exports exactly one symbol,
+ * `warren_plugin_v1` (the ABI major is in the name), returning a pointer to a
+ * static `warren_plugin` descriptor. warrend dlopen()s the file, looks the
+ * symbol up, checks the descriptor and then drives the lifecycle:
+ *
+ *   create   once per configured queue, with that queue's `options` map;
+ *   handle   once per request, from several consumer threads at once;
+ *   destroy  once, after the last handle() of that instance has returned.
+ *
+ * Compatibility rules:
+ *   - ABI major: a change that breaks existing plugins. The entry symbol is
+ *     renamed (warren_plugin_v2, ...), so a plugin built for another major is
+ *     refused at load with both versions named.
+ *   - ABI minor: append-only growth. New fields go at the end of a struct and
+ *     are marked "since 1.N"; every struct begins with `struct_size`, so either
+ *     side can tell which fields the other one knows. A plugin built against a
+ *     newer minor runs on an older host as long as it checks
+ *     `host->abi_minor` / `host->struct_size` before using a newer host field.
+ *
+ * Nothing but C types crosses this boundary: no C++ types, no exceptions.
+ * Strings are views (pointer + length), never NUL-terminated unless stated.
+ * Whatever a plugin hands to the host through a host function is copied by
+ * the host before that function returns.
+ *
+ * Threads: handle() is called concurrently, from several host threads, on the
+ * same instance; it must be thread-safe (keep per-request state on the stack,
+ * guard shared state). It may block (it does not run on a connection's I/O
+ * thread), but it should return within the daemon's drain timeout: a handler
+ * still running when that expires is abandoned and its request redelivered.
+ * create() and destroy() are never called concurrently with handle() on the
+ * same instance.
+ */
+#ifndef WARREN_PLUGIN_H
+#define WARREN_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WARREN_PLUGIN_ABI_MAJOR 1
+#define WARREN_PLUGIN_ABI_MINOR 0
+
+/* The exported entry point of an ABI-1 plugin. */
+#define WARREN_PLUGIN_ENTRY_SYMBOL "warren_plugin_v1"
+
+#if defined(__GNUC__)
+#define WARREN_PLUGIN_EXPORT __attribute__((visibility("default")))
+#else
+#define WARREN_PLUGIN_EXPORT
+#endif
+
+/* A read-only byte view. Not NUL-terminated. Owner: stated where used. */
+typedef struct warren_str {
+  const char* data;
+  size_t size;
+} warren_str;
+
+/* Error codes a handler reports; on the wire they travel as the names given
+ * (see docs/protocol.md). Values are stable; new codes are only appended. */
+typedef enum warren_error_code {
+  WARREN_ERROR_INVALID_ARGUMENT = 1, /* "invalid_argument": the request is malformed */
+  WARREN_ERROR_OUT_OF_RANGE = 2,     /* "out_of_range": well-formed, but a value is out of range */
+  WARREN_ERROR_TOO_LARGE = 3,        /* "too_large": the request body exceeds the limit */
+  WARREN_ERROR_INTERNAL = 4,         /* "internal": the handler failed */
+  WARREN_ERROR_UNAVAILABLE = 5       /* "unavailable": a dependency of the handler is down */
+} warren_error_code;
+
+/* Log levels for warren_host_api.log. */
+typedef enum warren_log_level {
+  WARREN_LOG_DEBUG = 0,
+  WARREN_LOG_INFO = 1,
+  WARREN_LOG_WARN = 2,
+  WARREN_LOG_ERROR = 3
+} warren_log_level;
+
+/* One `key: value` of the queue's `options` map; every YAML scalar arrives as
+ * its text. Host-owned, valid only inside create(). */
+typedef struct warren_option {
+  warren_str key;
+  warren_str value;
+} warren_option;
+
+/* One AMQP header of the request. String, integer and boolean values arrive
+ * as text ("42", "true"); headers of other types are not passed.
+ * Host-owned, valid only inside handle(). */
+typedef struct warren_header {
+  warren_str key;
+  warren_str value;
+} warren_header;
+
+/* One request. Host-owned, valid only inside handle(). */
+typedef struct warren_request {
+  size_t struct_size;           /* sizeof(warren_request) as the host knows it */
+  warren_str body;              /* the message body, possibly empty */
+  warren_str content_type;      /* the content_type property, empty when absent */
+  const warren_header* headers; /* header_count entries, NULL when none */
+  size_t header_count;
+  int redelivered;  /* non-zero: the broker delivered this request before (a retry) */
+  warren_str queue; /* the queue the request came from */
+} warren_request;
+
+/* Opaque, host-owned handles. */
+typedef struct warren_host warren_host;             /* valid from create() to destroy() */
+typedef struct warren_reply warren_reply;           /* valid only inside handle() */
+typedef struct warren_create_error warren_create_error; /* valid only inside create() */
+
+/* What the host offers a plugin. Host-owned, valid until destroy() returns. */
+typedef struct warren_host_api {
+  size_t struct_size; /* check it before using a field added in a later minor */
+  uint16_t abi_major;
+  uint16_t abi_minor;
+
+  /* Appends `size` bytes to the reply body (the host copies them). */
+  void (*reply_write)(warren_reply* reply, const char* data, size_t size);
+  /* Sets the reply's content_type (copied). Default: none. */
+  void (*reply_set_content_type)(warren_reply* reply, const char* data, size_t size);
+  /* Makes the reply an error reply with `code` and a human-readable message
+   * (copied). Any body written is discarded. The last call wins. */
+  void (*reply_error)(warren_reply* reply, warren_error_code code, const char* message,
+                      size_t size);
+
+  /* Refuses the options given to create(): `key` names the offending option
+   * (size 0 when the problem is not one key), `message` says what is wrong and
+   * what is accepted. Both copied. create() must then return NULL. */
+  void (*create_error)(warren_create_error* error, const char* key, size_t key_size,
+                       const char* message, size_t message_size);
+
+  /* Logs through the daemon's logger, stamped with the queue and plugin name.
+   * Never log request bodies at INFO or above. Callable from any thread. */
+  void (*log)(warren_host* host, warren_log_level level, const char* message, size_t size);
+} warren_host_api;
+
+/* The descriptor a plugin exports. Plugin-owned, static storage: it must stay
+ * valid and unchanged while the plugin is loaded. */
+typedef struct warren_plugin {
+  size_t struct_size; /* sizeof(warren_plugin) as the plugin was built */
+  uint16_t abi_major; /* WARREN_PLUGIN_ABI_MAJOR the plugin was built with */
+  uint16_t abi_minor; /* WARREN_PLUGIN_ABI_MINOR the plugin was built with */
+  const char* name;   /* NUL-terminated, static: e.g. "sum" */
+  const char* version; /* NUL-terminated, static: the plugin's own version */
+  const char* description; /* NUL-terminated, static, one line */
+
+  /* Creates one handler instance. `options` (option_count entries) is
+   * host-owned and valid only during the call: copy what you keep. On
+   * failure, call host->create_error(error, ...) and return NULL. The
+   * returned pointer is plugin-owned and handed back to handle()/destroy(). */
+  void* (*create)(const warren_host_api* host, warren_host* host_context,
+                  const warren_option* options, size_t option_count,
+                  warren_create_error* error);
+
+  /* Handles one request and writes the reply through host->reply_*(reply,
+   * ...). Writing nothing yields an empty success reply. Called from several
+   * threads at once. Must not unwind (no C++ exception may escape). */
+  void (*handle)(void* instance, const warren_request* request, warren_reply* reply);
+
+  /* Destroys an instance made by create(). Called once, after every handle()
+   * on it has returned. */
+  void (*destroy)(void* instance);
+} warren_plugin;
+
+/* The entry point every ABI-1 plugin exports (define it with
+ * WARREN_PLUGIN_EXPORT). Returns the plugin's static descriptor. */
+typedef const warren_plugin* (*warren_plugin_entry_fn)(void);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* WARREN_PLUGIN_H */
