@@ -1,0 +1,483 @@
+// Tests of the configuration parser (daemon/config.cpp) and of parseDuration.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <ostream>
+#include <string>
+
+#include "config.h"
+#include "duration.h"
+
+namespace warren {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+
+// tests/data: from WARREN_TEST_DATA (set by ctest), else next to this source file.
+fs::path dataDir() {
+  if (const char* dir = std::getenv("WARREN_TEST_DATA")) return dir;
+  return fs::path(__FILE__).parent_path().parent_path() / "data";
+}
+
+fs::path configData(const std::string& name) { return dataDir() / "config" / name; }
+
+std::string errorOf(const fs::path& file) {
+  try {
+    loadConfig(file);
+  } catch (const ConfigError& error) {
+    return error.what();
+  }
+  return "(no error)";
+}
+
+std::string parseErrorOf(const std::string& yaml) {
+  try {
+    parseConfig(yaml, "inline.yaml");
+  } catch (const ConfigError& error) {
+    return error.what();
+  }
+  return "(no error)";
+}
+
+// ---------------------------------------------------------------------------
+// One bad file per rule, with the exact message (the path prefix is the data dir).
+
+struct BadFile {
+  std::string file;
+  std::string message;  // without the leading "<dir>/"
+
+  friend std::ostream& operator<<(std::ostream& out, const BadFile& bad) { return out << bad.file; }
+};
+
+class BadConfigTest : public testing::TestWithParam<BadFile> {};
+
+TEST_P(BadConfigTest, ReportsRuleWithLocation) {
+  const BadFile& bad = GetParam();
+  const fs::path file = configData(bad.file);
+  EXPECT_EQ(errorOf(file), (file.parent_path() / bad.message).string());
+}
+
+const char* const kQueueKeys =
+    "name, handler, consumers, prefetch, max_body_bytes, durable, auto_delete, arguments, options";
+const char* const kDurationForm =
+    "expected a duration with a unit: ms, s, m or h (e.g. 250ms, 10s, 1.5s, 2m, 1h)";
+
+INSTANTIATE_TEST_SUITE_P(
+    Rules, BadConfigTest,
+    testing::Values(
+        // Unknown keys, at every level.
+        BadFile{"unknown_key_top.yaml",
+                "unknown_key_top.yaml:4:1: loging: unknown key; allowed: broker, plugins, "
+                "logging, shutdown, queues"},
+        BadFile{"unknown_key_queue.yaml",
+                std::string("unknown_key_queue.yaml:7:5: queues[0].prefech: unknown key; "
+                            "allowed: ") +
+                    kQueueKeys},
+        BadFile{"unknown_key_nested.yaml",
+                "unknown_key_nested.yaml:5:5: broker.reconnect.max_dealy: unknown key; allowed: "
+                "initial_delay, max_delay"},
+        // Missing required keys point at the map that lacks them.
+        BadFile{"missing_handler.yaml",
+                "missing_handler.yaml:7:5: queues[1].handler: required key is missing"},
+        BadFile{"missing_name.yaml",
+                "missing_name.yaml:5:5: queues[0].name: required key is missing"},
+        BadFile{"missing_plugins.yaml",
+                "missing_plugins.yaml:2:1: plugins: required key is missing"},
+        BadFile{"missing_plugins_dir.yaml",
+                "missing_plugins_dir.yaml:2:10: plugins.dir: required key is missing"},
+        BadFile{"missing_queues.yaml", "missing_queues.yaml:2:1: queues: required key is missing"},
+        // Duplicates.
+        BadFile{"duplicate_queue.yaml",
+                "duplicate_queue.yaml:9:11: queues[2].name: duplicate queue name \"sum\"; first "
+                "defined at line 5"},
+        BadFile{
+            "duplicate_key.yaml",
+            "duplicate_key.yaml:8:5: queues[0].prefetch: duplicate key; first defined at line 7"},
+        BadFile{"duplicate_option.yaml",
+                "duplicate_option.yaml:7:27: queues[0].options.mode: duplicate key; first defined "
+                "at line 7"},
+        // Durations.
+        BadFile{"bad_duration.yaml", std::string("bad_duration.yaml:3:14: broker.heartbeat: ") +
+                                         kDurationForm + ", got '10'"},
+        BadFile{"bad_duration_unit.yaml",
+                std::string("bad_duration_unit.yaml:5:18: shutdown.drain_timeout: ") +
+                    kDurationForm + ", got '5sec'"},
+        BadFile{"heartbeat_too_long.yaml",
+                "heartbeat_too_long.yaml:3:14: broker.heartbeat: must be below 60s (the broker's "
+                "own heartbeat timeout), got 1m"},
+        BadFile{"heartbeat_fraction.yaml",
+                "heartbeat_fraction.yaml:3:14: broker.heartbeat: must be a whole number of seconds "
+                "(AMQP negotiates heartbeats in seconds), got 1500ms"},
+        BadFile{"connect_timeout_zero.yaml",
+                "connect_timeout_zero.yaml:3:20: broker.connect_timeout: must be greater than 0"},
+        BadFile{"initial_delay_zero.yaml",
+                "initial_delay_zero.yaml:4:20: broker.reconnect.initial_delay: must be greater "
+                "than 0"},
+        BadFile{"max_delay_below_initial.yaml",
+                "max_delay_below_initial.yaml:5:16: broker.reconnect.max_delay: must not be below "
+                "broker.reconnect.initial_delay (2000ms)"},
+        BadFile{"initial_delay_above_default_max.yaml",
+                "initial_delay_above_default_max.yaml:4:20: broker.reconnect.initial_delay: must "
+                "not exceed broker.reconnect.max_delay (30000ms)"},
+        // Integers and booleans.
+        BadFile{"prefetch_zero.yaml",
+                "prefetch_zero.yaml:7:15: queues[0].prefetch: must be between 1 and 65535, got 0"},
+        BadFile{"prefetch_too_big.yaml",
+                "prefetch_too_big.yaml:7:15: queues[0].prefetch: must be between 1 and 65535, got "
+                "65536"},
+        BadFile{"consumers_not_int.yaml",
+                "consumers_not_int.yaml:7:16: queues[0].consumers: expected an integer, got '2.5'"},
+        BadFile{"consumers_quoted.yaml",
+                "consumers_quoted.yaml:7:16: queues[0].consumers: expected an integer, got the "
+                "string \"5\""},
+        BadFile{"consumers_too_many.yaml",
+                "consumers_too_many.yaml:7:16: queues[0].consumers: must be between 1 and 1000, "
+                "got 1001"},
+        BadFile{"max_body_too_big.yaml",
+                "max_body_too_big.yaml:7:21: queues[0].max_body_bytes: must be between 1 and "
+                "134217728, got 134217729"},
+        BadFile{"durable_not_bool.yaml",
+                "durable_not_bool.yaml:7:14: queues[0].durable: expected true or false, got 'yes'"},
+        BadFile{"empty_value.yaml",
+                "empty_value.yaml:7:5: queues[0].prefetch: expected an integer, got null"},
+        // Shapes.
+        BadFile{"queues_not_sequence.yaml",
+                "queues_not_sequence.yaml:5:3: queues: expected a sequence of queues, got a map"},
+        BadFile{"queues_empty.yaml", "queues_empty.yaml:4:9: queues: must list at least one queue"},
+        BadFile{"queue_not_map.yaml",
+                "queue_not_map.yaml:5:5: queues[0]: expected a map, got 'sum'"},
+        BadFile{"section_not_map.yaml",
+                "section_not_map.yaml:2:9: broker: expected a map, got "
+                "'amqp://guest:guest@localhost:5672/%2f'"},
+        BadFile{"argument_not_scalar.yaml",
+                "argument_not_scalar.yaml:9:31: queues[0].arguments.x-dead-letter-exchange: "
+                "expected a scalar (integer, float, bool or string), got a sequence"},
+        BadFile{"option_not_scalar.yaml",
+                "option_not_scalar.yaml:9:9: queues[0].options.limits: expected a scalar, got a "
+                "map"},
+        // The file as a whole.
+        BadFile{"syntax_error.yaml",
+                "syntax_error.yaml:6:1: YAML syntax error: end of sequence flow not found"},
+        BadFile{"empty_file.yaml",
+                "empty_file.yaml:1:1: the file is empty; expected a map with at least plugins and "
+                "queues"},
+        BadFile{"comments_only.yaml",
+                "comments_only.yaml:1:1: the file is empty; expected a map with at least plugins "
+                "and queues"},
+        BadFile{"top_not_map.yaml",
+                "top_not_map.yaml:2:1: the top level must be a map (broker, plugins, logging, "
+                "shutdown, queues), got a sequence"},
+        BadFile{"multiple_documents.yaml",
+                "multiple_documents.yaml:8:1: only one YAML document is allowed"},
+        // Values checked one by one.
+        BadFile{"bad_url.yaml", "bad_url.yaml:3:8: broker.url: must start with amqp://"},
+        BadFile{"bad_log_level.yaml",
+                "bad_log_level.yaml:3:10: logging.level: must be one of trace, debug, info, warn, "
+                "error; got 'verbose'"},
+        BadFile{"plugins_dir_empty.yaml",
+                "plugins_dir_empty.yaml:3:8: plugins.dir: must not be empty"},
+        BadFile{"queue_name_empty.yaml",
+                "queue_name_empty.yaml:5:11: queues[0].name: must not be empty"},
+        BadFile{"queue_name_reserved.yaml",
+                "queue_name_reserved.yaml:5:11: queues[0].name: names starting with \"amq.\" are "
+                "reserved by the broker"},
+        BadFile{"queue_name_too_long.yaml",
+                "queue_name_too_long.yaml:5:11: queues[0].name: must be at most 255 bytes, got "
+                "256"},
+        BadFile{"bad_handler.yaml",
+                "bad_handler.yaml:6:14: queues[0].handler: must be a plugin name made of letters, "
+                "digits, '_' and '-', got '../sum'"}),
+    [](const testing::TestParamInfo<BadFile>& param_info) {
+      return fs::path(param_info.param.file).stem().string();
+    });
+
+// ---------------------------------------------------------------------------
+// Good files.
+
+TEST(ConfigTest, FullFileSetsEveryField) {
+  const fs::path file = configData("full.yaml");
+  const Config config = loadConfig(file);
+
+  EXPECT_EQ(config.file, file);
+  EXPECT_EQ(config.broker.url, "amqp://user:secret@broker.example:5673/warren");
+  EXPECT_EQ(config.broker.heartbeat, milliseconds{0});
+  EXPECT_EQ(config.broker.connect_timeout, milliseconds{2500});
+  EXPECT_EQ(config.broker.reconnect.initial_delay, milliseconds{250});
+  EXPECT_EQ(config.broker.reconnect.max_delay, milliseconds{60000});
+  EXPECT_EQ(config.plugin_dir, fs::path("/opt/warren/plugins"));
+  EXPECT_EQ(config.logging.level, "debug");
+  EXPECT_EQ(config.shutdown.drain_timeout, milliseconds{3600000});
+  ASSERT_EQ(config.queues.size(), 2U);
+
+  const QueueConfig& sum = config.queues[0];
+  EXPECT_EQ(sum.name, "sum");
+  EXPECT_EQ(sum.handler, "sum");
+  EXPECT_EQ(sum.plugin_path, fs::path("/opt/warren/plugins/sum.so"));
+  EXPECT_EQ(sum.consumers, 10);
+  EXPECT_EQ(sum.prefetch, 20);
+  EXPECT_EQ(sum.max_body_bytes, 2048U);
+  EXPECT_TRUE(sum.durable);
+  EXPECT_TRUE(sum.auto_delete);
+  EXPECT_EQ(sum.path, "queues[0]");
+  EXPECT_EQ(sum.mark.line, 16);
+  EXPECT_EQ(sum.mark.column, 5);
+  EXPECT_EQ(sum.handler_mark.line, 17);
+  EXPECT_EQ(sum.handler_mark.column, 14);
+  EXPECT_EQ(sum.options_mark.line, 29);
+  EXPECT_EQ(sum.options_mark.column, 5);
+
+  const std::map<std::string, QueueArgument> arguments = {
+      {"x-message-ttl", std::int64_t{60000}}, {"x-ratio", 0.5},
+      {"x-single-active-consumer", false},    {"x-dead-letter-exchange", std::string("dlx")},
+      {"x-quoted", std::string("42")},
+  };
+  EXPECT_EQ(sum.arguments, arguments);
+
+  ASSERT_EQ(sum.options.size(), 3U);  // in file order
+  EXPECT_EQ(sum.options[0].key, "mode");
+  EXPECT_EQ(sum.options[0].value, "fast");
+  EXPECT_EQ(sum.options[0].mark.line, 30);
+  EXPECT_EQ(sum.options[0].mark.column, 7);
+  EXPECT_EQ(sum.options[1].key, "limit");
+  EXPECT_EQ(sum.options[1].value, "10");
+  EXPECT_EQ(sum.options[1].mark.line, 31);
+  EXPECT_EQ(sum.options[2].key, "label");
+  EXPECT_EQ(sum.options[2].value, "hello world");
+
+  const QueueConfig& echo = config.queues[1];
+  EXPECT_EQ(echo.name, "echo");
+  EXPECT_EQ(echo.handler, "echo-v2_1");
+  EXPECT_EQ(echo.plugin_path, fs::path("/opt/warren/plugins/echo-v2_1.so"));
+  EXPECT_EQ(echo.path, "queues[1]");
+  EXPECT_EQ(echo.mark.line, 33);
+  EXPECT_EQ(echo.mark.column, 5);
+  EXPECT_EQ(echo.handler_mark.line, 33);
+  EXPECT_EQ(echo.handler_mark.column, 27);
+  EXPECT_EQ(echo.options_mark.line, 33);  // no options: the entry's mark
+  EXPECT_EQ(echo.options_mark.column, 5);
+}
+
+TEST(ConfigTest, MinimalFileGetsDefaults) {
+  const Config config = loadConfig(configData("minimal.yaml"));
+  const Config defaults;
+
+  EXPECT_EQ(config.broker.url, "amqp://guest:guest@localhost:5672/%2f");
+  EXPECT_EQ(config.broker.heartbeat, milliseconds{10000});
+  EXPECT_EQ(config.broker.connect_timeout, milliseconds{5000});
+  EXPECT_EQ(config.broker.reconnect.initial_delay, milliseconds{100});
+  EXPECT_EQ(config.broker.reconnect.max_delay, milliseconds{30000});
+  EXPECT_EQ(config.logging.level, "info");
+  EXPECT_EQ(config.shutdown.drain_timeout, milliseconds{30000});
+  EXPECT_EQ(config.plugin_dir, fs::path("/usr/lib/warren/plugins"));
+  ASSERT_EQ(config.queues.size(), 1U);
+
+  const QueueConfig& queue = config.queues[0];
+  EXPECT_EQ(queue.name, "sum");
+  EXPECT_EQ(queue.plugin_path, fs::path("/usr/lib/warren/plugins/sum.so"));
+  EXPECT_EQ(queue.consumers, 5);
+  EXPECT_EQ(queue.prefetch, 1);
+  EXPECT_EQ(queue.max_body_bytes, 1048576U);
+  EXPECT_FALSE(queue.durable);
+  EXPECT_FALSE(queue.auto_delete);
+  EXPECT_TRUE(queue.arguments.empty());
+  EXPECT_TRUE(queue.options.empty());
+  EXPECT_EQ(queue.mark.line, 4);
+  EXPECT_EQ(queue.mark.column, 5);
+  EXPECT_EQ(queue.options_mark.line, 4);
+  EXPECT_EQ(queue.handler_mark.line, 5);
+  EXPECT_EQ(queue.handler_mark.column, 14);
+}
+
+TEST(ConfigTest, ExampleConfigParses) {
+  const fs::path file = dataDir() / ".." / ".." / "config" / "warren.yaml";
+  const Config config = loadConfig(file);
+
+  EXPECT_EQ(config.file, fs::absolute(file).lexically_normal());
+  EXPECT_EQ(config.broker.url, "amqp://guest:guest@localhost:5672/%2f");
+  EXPECT_EQ(config.plugin_dir, fs::path("/usr/lib/warren/plugins"));
+  ASSERT_EQ(config.queues.size(), 1U);
+  EXPECT_EQ(config.queues[0].name, "sum");
+  EXPECT_EQ(config.queues[0].handler, "sum");
+  EXPECT_EQ(config.queues[0].plugin_path, fs::path("/usr/lib/warren/plugins/sum.so"));
+  EXPECT_EQ(config.queues[0].consumers, 5);
+  EXPECT_EQ(config.queues[0].prefetch, 1);
+  EXPECT_FALSE(config.queues[0].durable);
+  EXPECT_FALSE(config.queues[0].auto_delete);
+  EXPECT_TRUE(config.queues[0].arguments.empty());
+  EXPECT_TRUE(config.queues[0].options.empty());
+}
+
+// ---------------------------------------------------------------------------
+// Paths.
+
+TEST(ConfigTest, RelativePluginDirIsRelativeToTheConfigFile) {
+  const Config config = loadConfig(configData("relative_dir.yaml"));
+  const fs::path expected = (fs::absolute(dataDir()) / "plugins").lexically_normal();
+  EXPECT_EQ(config.plugin_dir, expected);
+  ASSERT_EQ(config.queues.size(), 1U);
+  EXPECT_EQ(config.queues[0].plugin_path, expected / "sum.so");
+  EXPECT_TRUE(config.plugin_dir.is_absolute());
+}
+
+TEST(ConfigTest, RelativeConfigFileResolvesAgainstWorkingDirectory) {
+  const std::string yaml = "plugins: {dir: lib/plugins}\nqueues: [{name: q, handler: h}]\n";
+  const Config config = parseConfig(yaml, "etc/warren.yaml");
+  EXPECT_EQ(config.file, fs::current_path() / "etc" / "warren.yaml");
+  EXPECT_EQ(config.plugin_dir, fs::current_path() / "etc" / "lib" / "plugins");
+  EXPECT_EQ(config.queues[0].plugin_path, fs::current_path() / "etc/lib/plugins/h.so");
+}
+
+TEST(ConfigTest, AbsolutePluginDirIsKept) {
+  const std::string yaml = "plugins: {dir: /srv/plugins/.}\nqueues: [{name: q, handler: h}]\n";
+  const Config config = parseConfig(yaml, "/etc/warren/warren.yaml");
+  EXPECT_EQ(config.plugin_dir, fs::path("/srv/plugins"));
+  EXPECT_EQ(config.queues[0].plugin_path, fs::path("/srv/plugins/h.so"));
+}
+
+TEST(ConfigTest, MissingFileIsReportedWithItsPath) {
+  const fs::path file = configData("does_not_exist.yaml");
+  EXPECT_EQ(errorOf(file), file.string() + ": cannot read: No such file or directory");
+}
+
+TEST(ConfigTest, DirectoryIsNotReadable) {
+  const fs::path dir = dataDir() / "config";
+  EXPECT_EQ(errorOf(dir), dir.string() + ": cannot read: Is a directory");
+}
+
+// ---------------------------------------------------------------------------
+// Inline cases: messages name the file as given.
+
+TEST(ConfigTest, MessagesUseThePathAsGiven) {
+  EXPECT_EQ(parseErrorOf("plugins: {dir: /p}\nqueues: [{name: q}]\n"),
+            "inline.yaml:2:10: queues[0].handler: required key is missing");
+}
+
+TEST(ConfigTest, ArgumentsAreTypedAsYamlReadsThem) {
+  const Config config = parseConfig(
+      "plugins: {dir: /p}\n"
+      "queues:\n"
+      "  - name: q\n"
+      "    handler: h\n"
+      "    arguments: {a: -3, b: +4, c: 1e3, d: TRUE, e: '7', f: !!str 8, g: 0x10, h: 1.5.2}\n",
+      "inline.yaml");
+  const std::map<std::string, QueueArgument> expected = {
+      {"a", std::int64_t{-3}},
+      {"b", std::int64_t{4}},
+      {"c", 1000.0},
+      {"d", true},
+      {"e", std::string("7")},
+      {"f", std::string("8")},
+      {"g", std::string("0x10")},
+      {"h", std::string("1.5.2")},
+  };
+  EXPECT_EQ(config.queues[0].arguments, expected);
+}
+
+TEST(ConfigTest, ArgumentIntegerOverflowIsAnError) {
+  EXPECT_EQ(parseErrorOf("plugins: {dir: /p}\n"
+                         "queues: [{name: q, handler: h, arguments: {x: 99999999999999999999}}]\n"),
+            "inline.yaml:2:47: queues[0].arguments.x: integer out of the 64-bit range: "
+            "99999999999999999999");
+}
+
+// Null values point at their key: an empty value has no mark of its own.
+TEST(ConfigTest, NullArgumentIsAnError) {
+  EXPECT_EQ(parseErrorOf("plugins: {dir: /p}\n"
+                         "queues: [{name: q, handler: h, arguments: {x: ~}}]\n"),
+            "inline.yaml:2:44: queues[0].arguments.x: expected a scalar (integer, float, bool or "
+            "string), got null");
+}
+
+TEST(ConfigTest, QuotedBooleanIsAString) {
+  EXPECT_EQ(parseErrorOf("plugins: {dir: /p}\n"
+                         "queues: [{name: q, handler: h, durable: \"true\"}]\n"),
+            "inline.yaml:2:41: queues[0].durable: expected true or false, got the string \"true\"");
+}
+
+TEST(ConfigTest, HeartbeatBelowSixtySecondsIsAccepted) {
+  const Config config =
+      parseConfig("broker: {heartbeat: 59s}\nplugins: {dir: /p}\nqueues: [{name: q, handler: h}]\n",
+                  "inline.yaml");
+  EXPECT_EQ(config.broker.heartbeat, milliseconds{59000});
+}
+
+TEST(ConfigTest, MaxDelayEqualToInitialDelayIsAccepted) {
+  const Config config = parseConfig(
+      "broker: {reconnect: {initial_delay: 2s, max_delay: 2000ms}}\n"
+      "plugins: {dir: /p}\nqueues: [{name: q, handler: h}]\n",
+      "inline.yaml");
+  EXPECT_EQ(config.broker.reconnect.max_delay, milliseconds{2000});
+}
+
+TEST(ConfigTest, BoundsAreInclusive) {
+  const Config config = parseConfig(
+      "plugins: {dir: /p}\n"
+      "queues: [{name: q, handler: h, consumers: 1000, prefetch: 65535,"
+      " max_body_bytes: 134217728}]\n",
+      "inline.yaml");
+  EXPECT_EQ(config.queues[0].consumers, 1000);
+  EXPECT_EQ(config.queues[0].prefetch, 65535);
+  EXPECT_EQ(config.queues[0].max_body_bytes, 134217728U);
+}
+
+TEST(ConfigTest, QueueNameOf255BytesIsAccepted) {
+  const std::string name(255, 'q');
+  const Config config =
+      parseConfig("plugins: {dir: /p}\nqueues: [{name: " + name + ", handler: h}]\n", "x.yaml");
+  EXPECT_EQ(config.queues[0].name, name);
+}
+
+TEST(ConfigTest, FormatConfigError) {
+  EXPECT_EQ(formatConfigError("w.yaml", {3, 7}, "queues[0].options", "bad"),
+            "w.yaml:3:7: queues[0].options: bad");
+  EXPECT_EQ(formatConfigError("w.yaml", {3, 7}, "", "bad"), "w.yaml:3:7: bad");
+  EXPECT_EQ(formatConfigError("/etc/w.yaml", {}, "", "cannot read"), "/etc/w.yaml: cannot read");
+}
+
+// ---------------------------------------------------------------------------
+// parseDuration.
+
+TEST(DurationTest, ParsesEveryUnit) {
+  EXPECT_EQ(parseDuration("250ms"), milliseconds{250});
+  EXPECT_EQ(parseDuration("10s"), milliseconds{10000});
+  EXPECT_EQ(parseDuration("2m"), milliseconds{120000});
+  EXPECT_EQ(parseDuration("1h"), milliseconds{3600000});
+  EXPECT_EQ(parseDuration("0s"), milliseconds{0});
+  EXPECT_EQ(parseDuration("0ms"), milliseconds{0});
+  EXPECT_EQ(parseDuration("007s"), milliseconds{7000});
+}
+
+TEST(DurationTest, ParsesFractions) {
+  EXPECT_EQ(parseDuration("1.5s"), milliseconds{1500});
+  EXPECT_EQ(parseDuration("0.25s"), milliseconds{250});
+  EXPECT_EQ(parseDuration("1.0s"), milliseconds{1000});
+  EXPECT_EQ(parseDuration("0.5m"), milliseconds{30000});
+  EXPECT_EQ(parseDuration("0.001s"), milliseconds{1});
+  EXPECT_EQ(parseDuration("1.5000000000000s"), milliseconds{1500});
+  EXPECT_EQ(parseDuration("2.0ms"), milliseconds{2});
+}
+
+TEST(DurationTest, RejectsMalformedText) {
+  for (const char* text :
+       {"",    "10",  "1.5", "s",     "ms",    "10 s", " 10s",   "10s ",  "-1s",   "+1s",  "1.s",
+        ".5s", "10S", "1d",  "10sec", "1e3ms", "1,5s", "1.5.0s", "0x10s", "inf s", "1h30m"}) {
+    EXPECT_EQ(parseDuration(text), std::nullopt) << '"' << text << '"';
+  }
+}
+
+TEST(DurationTest, RejectsSubMillisecondPrecision) {
+  EXPECT_EQ(parseDuration("1.5ms"), std::nullopt);
+  EXPECT_EQ(parseDuration("0.0001s"), std::nullopt);
+  EXPECT_EQ(parseDuration("1.0000000001h"), std::nullopt);
+}
+
+TEST(DurationTest, RejectsOverflow) {
+  EXPECT_EQ(parseDuration("99999999999999999999ms"), std::nullopt);
+  EXPECT_EQ(parseDuration("9223372036854775807h"), std::nullopt);
+  EXPECT_EQ(parseDuration("9223372036854775807ms"), milliseconds{9223372036854775807});
+}
+
+}  // namespace
+}  // namespace warren
