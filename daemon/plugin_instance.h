@@ -51,6 +51,9 @@ class PluginInstance {
   std::shared_ptr<const PluginLibrary> library_;
   std::string queue_;
   std::shared_ptr<spdlog::logger> logger_;
+  // What the plugin's log() calls reach (defined in plugin_instance.cpp); at
+  // a stable address from create() to destroy().
+  std::unique_ptr<warren_host> host_context_;
   void* instance_ = nullptr;
 };
 

@@ -1,0 +1,328 @@
+// PluginLibrary / PluginInstance against real shared objects: the sum plugin
+// and one fixture per loader failure mode (tests/fixtures/plugins).
+#include "handler_reply.h"
+#include "plugin_instance.h"
+#include "plugin_library.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <spdlog/logger.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace warren {
+namespace {
+
+namespace fs = std::filesystem;
+using Options = std::vector<std::pair<std::string, std::string>>;
+
+fs::path fixture(std::string_view name) {
+  return fs::path(WARREN_FIXTURE_PLUGIN_DIR) / (std::string(name) + ".so");
+}
+fs::path sumPath() { return fs::path(WARREN_PLUGIN_DIR) / "sum.so"; }
+
+::testing::AssertionResult contains(const std::string& text, std::string_view part) {
+  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "'" << part << "' not in: " << text;
+}
+
+// The PluginError message load() throws, or "" when it loads.
+std::string loadError(const fs::path& path) {
+  try {
+    PluginLibrary::load(path);
+  } catch (const PluginError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// A logger whose lines the test can read back; not registered globally.
+struct CapturingLogger {
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink =
+      std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(64);
+  std::shared_ptr<spdlog::logger> logger = makeLogger(sink);
+
+  static std::shared_ptr<spdlog::logger> makeLogger(spdlog::sink_ptr s) {
+    auto made = std::make_shared<spdlog::logger>("plugin_loader_test", std::move(s));
+    made->set_level(spdlog::level::trace);
+    return made;
+  }
+  // True when a line at `level` with exactly `payload` was logged.
+  bool saw(spdlog::level::level_enum level, std::string_view payload) const {
+    for (const auto& line : sink->last_raw()) {
+      if (line.level == level &&
+          std::string_view(line.payload.data(), line.payload.size()) == payload) {
+        return true;
+      }
+    }
+    return false;
+  }
+};
+
+warren_request requestWith(std::string_view body) {
+  warren_request request{};
+  request.body = {body.data(), body.size()};
+  return request;
+}
+
+HandlerReply run(const PluginInstance& instance, std::string_view body) {
+  HandlerReply reply;
+  instance.handle(requestWith(body), reply);
+  return reply;
+}
+
+std::unique_ptr<PluginInstance> makeInstance(const fs::path& path, const Options& options = {},
+                                             std::shared_ptr<spdlog::logger> logger = nullptr) {
+  if (!logger) logger = CapturingLogger().logger;
+  return std::make_unique<PluginInstance>(PluginLibrary::load(path), "test-queue", options,
+                                          std::move(logger));
+}
+
+// --- the loader's failure modes ---------------------------------------------
+
+TEST(PluginLibraryTest, MissingFileSaysWhereToLook) {
+  const fs::path path = fixture("does_not_exist");
+  const std::string error = loadError(path);
+  EXPECT_EQ(error, "plugin file '" + path.string() +
+                       "' does not exist; check plugins.dir and the queue's handler name");
+}
+
+TEST(PluginLibraryTest, NotAnElfFileIsRefusedWithTheCause) {
+  const fs::path path = fixture("not_elf");
+  ASSERT_TRUE(fs::exists(path));
+  const std::string error = loadError(path);
+  EXPECT_TRUE(contains(error, "cannot load plugin '" + path.string() + "': "));
+  EXPECT_TRUE(contains(error, "not a shared object"));
+}
+
+TEST(PluginLibraryTest, SharedObjectWithoutEntryIsNotAPlugin) {
+  const fs::path path = fixture("no_entry");
+  EXPECT_EQ(loadError(path),
+            "'" + path.string() +
+                "' is not a warren plugin: it exports no warren_plugin_v1 symbol (define it with "
+                "WARREN_PLUGIN(...) or export 'const warren_plugin* warren_plugin_v1(void)')");
+}
+
+TEST(PluginLibraryTest, FutureAbiSymbolNamesBothVersions) {
+  const fs::path path = fixture("wrong_abi_symbol");
+  EXPECT_EQ(loadError(path),
+            "'" + path.string() +
+                "' is a warren plugin for ABI major 2, but this warrend speaks ABI major 1: "
+                "rebuild the plugin against this warrend's include/warren/plugin.h (or install a "
+                "warrend for ABI 2)");
+}
+
+TEST(PluginLibraryTest, DescriptorAbiMajorMismatchNamesBothVersions) {
+  const fs::path path = fixture("wrong_abi_field");
+  const std::string error = loadError(path);
+  EXPECT_TRUE(contains(error, "'" + path.string() + "'"));
+  EXPECT_TRUE(contains(error, "descriptor says ABI 2.3"));
+  EXPECT_TRUE(contains(error, "this warrend speaks ABI major 1"));
+  EXPECT_TRUE(contains(error, "rebuild the plugin against this warrend's include/warren/plugin.h"));
+}
+
+TEST(PluginInstanceTest, CreateFailureCarriesKeyAndMessage) {
+  CapturingLogger log;
+  try {
+    makeInstance(fixture("create_fails"), {{"mode", "turbo"}}, log.logger);
+    FAIL() << "create() should have refused its options";
+  } catch (const PluginOptionError& e) {
+    EXPECT_EQ(e.key(), "mode");
+    EXPECT_STREQ(e.what(), "mode must be one of: fast, slow");
+  }
+  // The host context is usable from inside create().
+  EXPECT_TRUE(log.saw(spdlog::level::err, "[create_fails] refusing the options"));
+}
+
+// --- the C++ helper at the boundary -----------------------------------------
+
+TEST(PluginInstanceTest, ThrownExceptionBecomesInternalError) {
+  const auto instance = makeInstance(fixture("handle_throws"));
+  const HandlerReply reply = run(*instance, "anything");
+  ASSERT_TRUE(reply.error.has_value());
+  EXPECT_EQ(reply.error->code, WARREN_ERROR_INTERNAL);
+  EXPECT_EQ(reply.error->message, "boom: handler failed");
+  EXPECT_EQ(reply.body, "") << "an error reply carries no body";
+}
+
+TEST(PluginInstanceTest, ThrownWarrenErrorKeepsItsCode) {
+  const auto instance = makeInstance(fixture("handle_throws"));
+  const HandlerReply reply = run(*instance, "typed");
+  ASSERT_TRUE(reply.error.has_value());
+  EXPECT_EQ(reply.error->code, WARREN_ERROR_UNAVAILABLE);
+  EXPECT_EQ(reply.error->message, "backend down");
+}
+
+TEST(PluginInstanceTest, UnknownErrorCodeBecomesInternalKeepingTheMessage) {
+  const auto instance = makeInstance(fixture("handle_throws"));
+  const HandlerReply reply = run(*instance, "bad-code");
+  ASSERT_TRUE(reply.error.has_value());
+  EXPECT_EQ(reply.error->code, WARREN_ERROR_INTERNAL);
+  EXPECT_EQ(reply.error->message, "made-up code");
+}
+
+TEST(PluginInstanceTest, RequestCarriesTheQueueAndLastErrorWins) {
+  const auto instance = makeInstance(fixture("handle_throws"));
+  const HandlerReply reply = run(*instance, "queue");
+  ASSERT_TRUE(reply.error.has_value());
+  EXPECT_EQ(reply.error->code, WARREN_ERROR_OUT_OF_RANGE);
+  EXPECT_EQ(reply.error->message, "test-queue");
+}
+
+TEST(PluginInstanceTest, PluginLogLinesReachTheLoggerWithThePluginName) {
+  CapturingLogger log;
+  const auto instance = makeInstance(fixture("handle_throws"), {}, log.logger);
+  EXPECT_TRUE(log.saw(spdlog::level::debug, "[handle_throws] created"));
+  run(*instance, "anything");
+  EXPECT_TRUE(log.saw(spdlog::level::warn, "[handle_throws] about to throw"));
+}
+
+TEST(PluginInstanceTest, ReplyIsResetBeforeEachRequest) {
+  const auto instance = makeInstance(
+      fixture("gate"), {{"entered_fifo", "/nonexistent/a"}, {"release_fifo", "/nonexistent/b"}});
+  HandlerReply reply;
+  reply.body = "stale";
+  reply.content_type = "application/stale";
+  reply.error = HandlerError{WARREN_ERROR_TOO_LARGE, "stale"};
+  instance->handle(requestWith("echo:fresh"), reply);
+  EXPECT_FALSE(reply.error.has_value());
+  EXPECT_EQ(reply.body, "echo:fresh");
+  EXPECT_EQ(reply.content_type, "text/plain");
+}
+
+TEST(PluginInstanceTest, InstanceKeepsItsLibraryLoaded) {
+  auto library = PluginLibrary::load(fixture("handle_throws"));
+  const PluginInstance instance(library, "q", {}, CapturingLogger().logger);
+  library.reset();
+  EXPECT_EQ(instance.library().name(), "handle_throws");
+  EXPECT_EQ(run(instance, "typed").error->message, "backend down");
+}
+
+// --- the gate fixture used by the integration tests ---------------------------
+
+TEST(GatePluginTest, RequiresBothFifosAndRejectsUnknownOptions) {
+  try {
+    makeInstance(fixture("gate"), {{"entered_fifo", "/tmp/x"}});
+    FAIL() << "release_fifo is required";
+  } catch (const PluginOptionError& e) {
+    EXPECT_EQ(e.key(), "release_fifo");
+  }
+  try {
+    makeInstance(fixture("gate"),
+                 {{"entered_fifo", "/tmp/x"}, {"release_fifo", "/tmp/y"}, {"colour", "red"}});
+    FAIL() << "unknown options are refused";
+  } catch (const PluginOptionError& e) {
+    EXPECT_EQ(e.key(), "colour");
+  }
+}
+
+// A temporary directory holding the two FIFOs, removed on scope exit.
+class FifoDir {
+ public:
+  FifoDir() {
+    std::string pattern = (fs::temp_directory_path() / "warren-gate-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr)
+      throw std::system_error(errno, std::generic_category());
+    dir_ = pattern;
+    for (const fs::path& fifo : {entered(), release()}) {
+      if (::mkfifo(fifo.c_str(), 0600) != 0)
+        throw std::system_error(errno, std::generic_category());
+    }
+  }
+  ~FifoDir() {
+    std::error_code ignored;
+    fs::remove_all(dir_, ignored);
+  }
+  FifoDir(const FifoDir&) = delete;
+  FifoDir& operator=(const FifoDir&) = delete;
+  fs::path entered() const { return dir_ / "entered"; }
+  fs::path release() const { return dir_ / "release"; }
+
+ private:
+  fs::path dir_;
+};
+
+// Opens, transfers one byte, closes. Blocks until the other end is there.
+bool transferOneByte(const fs::path& fifo, bool write) {
+  int fd = -1;
+  do {
+    fd = ::open(fifo.c_str(), (write ? O_WRONLY : O_RDONLY) | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) return false;
+  char byte = 'r';
+  ssize_t done = 0;
+  do {
+    done = write ? ::write(fd, &byte, 1) : ::read(fd, &byte, 1);
+  } while (done < 0 && errno == EINTR);
+  ::close(fd);
+  return done == 1;
+}
+
+TEST(GatePluginTest, HoldsTheRequestUntilReleased) {
+  const FifoDir fifos;
+  const auto instance = makeInstance(fixture("gate"), {{"entered_fifo", fifos.entered().string()},
+                                                       {"release_fifo", fifos.release().string()}});
+  HandlerReply reply;
+  std::thread handler([&] { instance->handle(requestWith("held"), reply); });
+  const bool entered = transferOneByte(fifos.entered(), false);
+  const bool released = transferOneByte(fifos.release(), true);
+  handler.join();
+  ASSERT_TRUE(entered);
+  ASSERT_TRUE(released);
+  EXPECT_FALSE(reply.error.has_value());
+  EXPECT_EQ(reply.body, "held");
+  EXPECT_EQ(reply.content_type, "text/plain");
+}
+
+// --- the real sum plugin ------------------------------------------------------
+
+TEST(SumPluginTest, LoadsWithItsDescriptor) {
+  const auto library = PluginLibrary::load(sumPath());
+  EXPECT_EQ(library->name(), "sum");
+  EXPECT_STREQ(library->descriptor().name, "sum");
+  EXPECT_EQ(library->descriptor().abi_major, WARREN_PLUGIN_ABI_MAJOR);
+  EXPECT_FALSE(library->version().empty());
+  EXPECT_EQ(library->path(), sumPath());
+}
+
+TEST(SumPluginTest, CreatesWithoutOptions) { EXPECT_NO_THROW(makeInstance(sumPath())); }
+
+TEST(SumPluginTest, UnknownOptionIsRefusedNamingTheKey) {
+  try {
+    makeInstance(sumPath(), {{"no_such_option", "1"}});
+    FAIL() << "an unknown option should be refused";
+  } catch (const PluginOptionError& e) {
+    EXPECT_EQ(e.key(), "no_such_option");
+    EXPECT_TRUE(contains(e.what(), "no_such_option"));
+  }
+}
+
+TEST(SumPluginTest, AddsTwoNumbers) {
+  const auto instance = makeInstance(sumPath());
+  const HandlerReply reply = run(*instance, "3,4");
+  ASSERT_FALSE(reply.error.has_value()) << reply.error->message;
+  EXPECT_EQ(reply.body, "7");
+}
+
+TEST(SumPluginTest, MalformedBodyIsAnInvalidArgument) {
+  const auto instance = makeInstance(sumPath());
+  const HandlerReply reply = run(*instance, "x");
+  ASSERT_TRUE(reply.error.has_value());
+  EXPECT_EQ(reply.error->code, WARREN_ERROR_INVALID_ARGUMENT);
+  EXPECT_FALSE(reply.error->message.empty());
+}
+
+}  // namespace
+}  // namespace warren
