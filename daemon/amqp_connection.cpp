@@ -1,0 +1,241 @@
+#include "amqp_connection.h"
+
+#include <amqp_tcp_socket.h>
+
+#include <sys/time.h>
+
+#include <array>
+#include <type_traits>
+#include <vector>
+
+namespace warren {
+namespace {
+
+amqp_bytes_t bytesOf(std::string_view text) noexcept {
+  return amqp_bytes_t{text.size(), const_cast<char*>(text.data())};
+}
+
+std::string_view viewOf(amqp_bytes_t bytes) noexcept {
+  return {static_cast<const char*>(bytes.bytes), bytes.len};
+}
+
+timeval toTimeval(std::chrono::milliseconds duration) noexcept {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(duration.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((duration.count() % 1000) * 1000);
+  return tv;
+}
+
+amqp_table_entry_t stringEntry(std::string_view key, std::string_view value) noexcept {
+  amqp_table_entry_t entry{};
+  entry.key = bytesOf(key);
+  entry.value.kind = AMQP_FIELD_KIND_UTF8;
+  entry.value.value.bytes = bytesOf(value);
+  return entry;
+}
+
+amqp_table_entry_t boolEntry(std::string_view key, bool value) noexcept {
+  amqp_table_entry_t entry{};
+  entry.key = bytesOf(key);
+  entry.value.kind = AMQP_FIELD_KIND_BOOLEAN;
+  entry.value.value.boolean = value ? 1 : 0;
+  return entry;
+}
+
+amqp_table_entry_t argumentEntry(const std::string& key, const QueueArgument& value) noexcept {
+  amqp_table_entry_t entry{};
+  entry.key = bytesOf(key);
+  std::visit(
+      [&entry](const auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::int64_t>) {
+          entry.value.kind = AMQP_FIELD_KIND_I64;
+          entry.value.value.i64 = v;
+        } else if constexpr (std::is_same_v<T, double>) {
+          entry.value.kind = AMQP_FIELD_KIND_F64;
+          entry.value.value.f64 = v;
+        } else if constexpr (std::is_same_v<T, bool>) {
+          entry.value.kind = AMQP_FIELD_KIND_BOOLEAN;
+          entry.value.value.boolean = v ? 1 : 0;
+        } else {
+          entry.value.kind = AMQP_FIELD_KIND_UTF8;
+          entry.value.value.bytes = bytesOf(v);
+        }
+      },
+      value);
+  return entry;
+}
+
+std::string libraryError(std::string_view what, int status) {
+  return std::string(what) + ": " + amqp_error_string2(status);
+}
+
+}  // namespace
+
+std::string describeBrokerClose(const amqp_method_t& method) {
+  if (method.id == AMQP_CONNECTION_CLOSE_METHOD) {
+    const auto* close = static_cast<const amqp_connection_close_t*>(method.decoded);
+    return std::to_string(close->reply_code) + " " + std::string(viewOf(close->reply_text));
+  }
+  if (method.id == AMQP_CHANNEL_CLOSE_METHOD) {
+    const auto* close = static_cast<const amqp_channel_close_t*>(method.decoded);
+    return std::to_string(close->reply_code) + " " + std::string(viewOf(close->reply_text));
+  }
+  return std::string("unexpected method ") + amqp_method_name(method.id);
+}
+
+AmqpConnection::AmqpConnection(const BrokerAddress& address, const ConnectionOptions& options)
+    : state_(amqp_new_connection()) {
+  if (state_ == nullptr) throw AmqpError(AmqpError::Scope::kConnection, 0, "out of memory");
+  amqp_socket_t* socket = amqp_tcp_socket_new(state_);  // owned by state_
+  if (socket == nullptr) {
+    amqp_destroy_connection(state_);
+    throw AmqpError(AmqpError::Scope::kConnection, 0, "cannot create a TCP socket");
+  }
+  try {
+    timeval connect_timeout = toTimeval(options.connect_timeout);
+    checkStatus(
+        amqp_socket_open_noblock(socket, address.host.c_str(), address.port, &connect_timeout),
+        "cannot connect to " + address.host + ":" + std::to_string(address.port) +
+            " (is the broker up and listening there?)");
+    checkStatus(amqp_set_handshake_timeout(state_, &connect_timeout), "handshake timeout");
+    timeval rpc_timeout = toTimeval(options.rpc_timeout);
+    checkStatus(amqp_set_rpc_timeout(state_, &rpc_timeout), "rpc timeout");
+
+    std::array<amqp_table_entry_t, 3> capabilities = {
+        boolEntry("consumer_cancel_notify", true), boolEntry("connection.blocked", true),
+        boolEntry("authentication_failure_close", true)};
+    amqp_table_entry_t capabilities_entry{};
+    capabilities_entry.key = bytesOf("capabilities");
+    capabilities_entry.value.kind = AMQP_FIELD_KIND_TABLE;
+    capabilities_entry.value.value.table.num_entries = static_cast<int>(capabilities.size());
+    capabilities_entry.value.value.table.entries = capabilities.data();
+    std::array<amqp_table_entry_t, 4> client_properties = {
+        stringEntry("product", "warren"), stringEntry("version", WARREN_VERSION),
+        stringEntry("connection_name", options.connection_name), capabilities_entry};
+    amqp_table_t properties{static_cast<int>(client_properties.size()), client_properties.data()};
+
+    const auto heartbeat_seconds =
+        static_cast<int>(std::chrono::ceil<std::chrono::seconds>(options.heartbeat).count());
+    check(amqp_login_with_properties(state_, address.vhost.c_str(), /*channel_max=*/0,
+                                     /*frame_max=*/131072, heartbeat_seconds, &properties,
+                                     AMQP_SASL_METHOD_PLAIN, address.user.c_str(),
+                                     address.password.c_str()),
+          "login to vhost '" + address.vhost + "' as '" + address.user + "'", 0);
+  } catch (...) {
+    amqp_destroy_connection(state_);
+    throw;
+  }
+}
+
+AmqpConnection::~AmqpConnection() { amqp_destroy_connection(state_); }
+
+int AmqpConnection::fd() const noexcept { return amqp_get_sockfd(state_); }
+
+std::chrono::seconds AmqpConnection::heartbeat() const noexcept {
+  return std::chrono::seconds(amqp_get_heartbeat(state_));
+}
+
+void AmqpConnection::openChannel(amqp_channel_t channel) {
+  amqp_channel_open(state_, channel);
+  check(amqp_get_rpc_reply(state_), "channel.open", channel);
+}
+
+void AmqpConnection::setPrefetch(amqp_channel_t channel, std::uint16_t prefetch) {
+  amqp_basic_qos(state_, channel, /*prefetch_size=*/0, prefetch, /*global=*/0);
+  check(amqp_get_rpc_reply(state_), "basic.qos", channel);
+}
+
+void AmqpConnection::declareQueue(amqp_channel_t channel, const QueueDeclaration& queue) {
+  std::vector<amqp_table_entry_t> entries;
+  if (queue.arguments != nullptr) {
+    for (const auto& [key, value] : *queue.arguments) entries.push_back(argumentEntry(key, value));
+  }
+  amqp_table_t arguments{static_cast<int>(entries.size()), entries.data()};
+  amqp_queue_declare(state_, channel, bytesOf(queue.name), /*passive=*/0, queue.durable,
+                     /*exclusive=*/0, queue.auto_delete, arguments);
+  check(amqp_get_rpc_reply(state_), "queue.declare of '" + std::string(queue.name) + "'", channel);
+}
+
+std::string AmqpConnection::consume(amqp_channel_t channel, std::string_view queue) {
+  const amqp_basic_consume_ok_t* ok =
+      amqp_basic_consume(state_, channel, bytesOf(queue), amqp_empty_bytes, /*no_local=*/0,
+                         /*no_ack=*/0, /*exclusive=*/0, amqp_empty_table);
+  check(amqp_get_rpc_reply(state_), "basic.consume on '" + std::string(queue) + "'", channel);
+  return std::string(viewOf(ok->consumer_tag));
+}
+
+void AmqpConnection::cancel(amqp_channel_t channel, std::string_view consumer_tag) {
+  amqp_basic_cancel(state_, channel, bytesOf(consumer_tag));
+  check(amqp_get_rpc_reply(state_), "basic.cancel", channel);
+}
+
+void AmqpConnection::publish(amqp_channel_t channel, std::string_view routing_key,
+                             const amqp_basic_properties_t* properties, std::string_view body,
+                             bool mandatory) {
+  checkStatus(amqp_basic_publish(state_, channel, amqp_empty_bytes, bytesOf(routing_key),
+                                 mandatory ? 1 : 0, /*immediate=*/0, properties, bytesOf(body)),
+              "basic.publish");
+}
+
+void AmqpConnection::ack(amqp_channel_t channel, std::uint64_t delivery_tag) {
+  checkStatus(amqp_basic_ack(state_, channel, delivery_tag, /*multiple=*/0), "basic.ack");
+}
+
+void AmqpConnection::reject(amqp_channel_t channel, std::uint64_t delivery_tag, bool requeue) {
+  checkStatus(amqp_basic_reject(state_, channel, delivery_tag, requeue ? 1 : 0), "basic.reject");
+}
+
+void AmqpConnection::confirmChannelClose(amqp_channel_t channel) noexcept {
+  amqp_channel_close_ok_t ok{};
+  amqp_send_method(state_, channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+}
+
+void AmqpConnection::confirmConnectionClose() noexcept {
+  amqp_connection_close_ok_t ok{};
+  amqp_send_method(state_, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+  closed_ = true;
+}
+
+void AmqpConnection::close() noexcept {
+  if (closed_) return;
+  closed_ = true;
+  amqp_connection_close(state_, AMQP_REPLY_SUCCESS);
+}
+
+void AmqpConnection::check(amqp_rpc_reply_t reply, std::string_view what, amqp_channel_t channel) {
+  switch (reply.reply_type) {
+    case AMQP_RESPONSE_NORMAL:
+      return;
+    case AMQP_RESPONSE_NONE:
+      throw AmqpError(AmqpError::Scope::kConnection, 0,
+                      std::string(what) + ": the library returned no reply");
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+      closed_ = true;
+      throw AmqpError(AmqpError::Scope::kConnection, 0, libraryError(what, reply.library_error));
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+      break;
+  }
+  const std::string detail =
+      std::string(what) + " refused by the broker: " + describeBrokerClose(reply.reply);
+  if (reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+    const auto* close = static_cast<const amqp_channel_close_t*>(reply.reply.decoded);
+    confirmChannelClose(channel);
+    throw AmqpError(AmqpError::Scope::kChannel, close->reply_code, detail);
+  }
+  int code = 0;
+  if (reply.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+    code = static_cast<const amqp_connection_close_t*>(reply.reply.decoded)->reply_code;
+    confirmConnectionClose();
+  }
+  closed_ = true;
+  throw AmqpError(AmqpError::Scope::kConnection, code, detail);
+}
+
+void AmqpConnection::checkStatus(int status, std::string_view what) {
+  if (status == AMQP_STATUS_OK) return;
+  closed_ = true;
+  throw AmqpError(AmqpError::Scope::kConnection, 0, libraryError(what, status));
+}
+
+}  // namespace warren

@@ -1,0 +1,65 @@
+#include "reply_properties.h"
+
+#include <string>
+
+namespace warren {
+namespace {
+
+amqp_bytes_t bytesOf(std::string_view text) noexcept {
+  // rabbitmq-c takes non-const pointers but only reads them when encoding.
+  return amqp_bytes_t{text.size(), const_cast<char*>(text.data())};
+}
+
+constexpr std::string_view kTextPlain = "text/plain";
+
+}  // namespace
+
+std::string_view errorCodeName(warren_error_code code) noexcept {
+  switch (code) {
+    case WARREN_ERROR_INVALID_ARGUMENT:
+      return "invalid_argument";
+    case WARREN_ERROR_OUT_OF_RANGE:
+      return "out_of_range";
+    case WARREN_ERROR_TOO_LARGE:
+      return "too_large";
+    case WARREN_ERROR_UNAVAILABLE:
+      return "unavailable";
+    case WARREN_ERROR_INTERNAL:
+      break;
+  }
+  return "internal";
+}
+
+std::string errorReplyBody(const HandlerError& error) {
+  std::string body = "error: ";
+  body += errorCodeName(error.code);
+  body += ": ";
+  body += error.message;
+  return body;
+}
+
+ReplyProperties::ReplyProperties(std::string_view correlation_id, const HandlerReply& reply) {
+  properties_._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
+  properties_.delivery_mode = 1;  // transient: a reply is worthless after a broker restart
+  if (!correlation_id.empty()) {
+    properties_._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
+    properties_.correlation_id = bytesOf(correlation_id);
+  }
+  if (reply.error) {
+    properties_._flags |= AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_HEADERS_FLAG;
+    properties_.content_type = bytesOf(kTextPlain);
+    headers_[0].key = bytesOf(kErrorCodeHeader);
+    headers_[0].value.kind = AMQP_FIELD_KIND_UTF8;
+    headers_[0].value.value.bytes = bytesOf(errorCodeName(reply.error->code));
+    headers_[1].key = bytesOf(kErrorMessageHeader);
+    headers_[1].value.kind = AMQP_FIELD_KIND_UTF8;
+    headers_[1].value.value.bytes = bytesOf(reply.error->message);
+    properties_.headers.num_entries = static_cast<int>(headers_.size());
+    properties_.headers.entries = headers_.data();
+  } else if (!reply.content_type.empty()) {
+    properties_._flags |= AMQP_BASIC_CONTENT_TYPE_FLAG;
+    properties_.content_type = bytesOf(reply.content_type);
+  }
+}
+
+}  // namespace warren

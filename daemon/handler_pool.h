@@ -1,0 +1,102 @@
+// Handler threads of one queue, and the way their results get back to the
+// queue's I/O thread.
+//
+// The I/O thread owns the connection and never runs a handler: it submits a
+// Job here and goes on servicing the socket (heartbeats included). A worker
+// runs the plugin and pushes a Completion, which wakes the I/O thread through
+// an eventfd; the I/O thread publishes the reply and acks.
+#pragma once
+
+#include "delivery_assembler.h"
+#include "handler_reply.h"
+#include "plugin_instance.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace warren {
+
+struct Job {
+  std::uint64_t session = 0;  // which connection the delivery came on
+  InboundMessage message;
+};
+
+struct Completion {
+  std::uint64_t session = 0;
+  amqp_channel_t channel = 0;
+  std::uint64_t delivery_tag = 0;
+  std::string reply_to;
+  std::string correlation_id;
+  HandlerReply reply;
+};
+
+// Many producers, one consumer that sleeps in poll() on fd().
+class CompletionQueue {
+ public:
+  CompletionQueue();
+  ~CompletionQueue();
+  CompletionQueue(const CompletionQueue&) = delete;
+  CompletionQueue& operator=(const CompletionQueue&) = delete;
+
+  void push(Completion completion);
+  // Everything pushed so far; clears the wake-up.
+  std::vector<Completion> drain();
+  // Readable while completions are waiting.
+  int fd() const noexcept { return event_fd_; }
+  // Wakes the consumer without a completion (for shutdown requests).
+  void wake() noexcept;
+
+ private:
+  int event_fd_;
+  std::mutex mutex_;
+  std::vector<Completion> items_;
+};
+
+class HandlerPool {
+ public:
+  HandlerPool(std::shared_ptr<const PluginInstance> handler, int threads,
+              std::shared_ptr<CompletionQueue> completions);
+  // Joins the workers if they are idle; otherwise leaves them running
+  // detached (see abandon()).
+  ~HandlerPool();
+  HandlerPool(const HandlerPool&) = delete;
+  HandlerPool& operator=(const HandlerPool&) = delete;
+
+  void submit(Job job);
+  // Jobs of sessions other than `session` are dropped unrun: their
+  // deliveries died with their connection and the broker redelivers them.
+  void setSession(std::uint64_t session) noexcept;
+  // Removes and returns the jobs no worker has started (to requeue them).
+  std::vector<Job> takeQueued();
+  // Waits until no handler is running or `deadline`; true when idle.
+  bool waitIdle(std::chrono::steady_clock::time_point deadline);
+  // Handlers still running: how many.
+  int busy() const;
+
+ private:
+  struct State {
+    std::shared_ptr<const PluginInstance> handler;
+    std::shared_ptr<CompletionQueue> completions;
+    mutable std::mutex mutex;
+    std::condition_variable work_ready;
+    std::condition_variable idle;
+    std::deque<Job> queue;
+    std::uint64_t session = 0;
+    int running = 0;
+    bool stopping = false;
+  };
+  static void work(const std::shared_ptr<State>& state);
+
+  // Shared with the workers, so a worker stuck in a plugin past shutdown
+  // still has valid state (and a live plugin) when it returns.
+  std::shared_ptr<State> state_;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace warren

@@ -1,0 +1,45 @@
+// The AMQP properties of a reply (docs/protocol.md, "Replies").
+//
+// A success reply carries the request's correlation_id and the handler's
+// content_type. An error reply also carries the headers
+//   x-warren-error-code     (string: "invalid_argument", "too_large", ...)
+//   x-warren-error-message  (string: what was wrong)
+// and content_type text/plain, with the message as body so that a client that
+// knows nothing of warren still sees why.
+#pragma once
+
+#include "handler_reply.h"
+
+#include <amqp.h>
+
+#include <array>
+#include <string>
+#include <string_view>
+
+namespace warren {
+
+inline constexpr std::string_view kErrorCodeHeader = "x-warren-error-code";
+inline constexpr std::string_view kErrorMessageHeader = "x-warren-error-message";
+
+// The wire name of an error code; unknown values map to "internal".
+std::string_view errorCodeName(warren_error_code code) noexcept;
+
+// The body of an error reply: "error: <code>: <message>".
+std::string errorReplyBody(const HandlerError& error);
+
+// Builds the rabbitmq-c properties of one reply. The returned struct points
+// into this object and `reply`: both must outlive its use (one publish).
+class ReplyProperties {
+ public:
+  ReplyProperties(std::string_view correlation_id, const HandlerReply& reply);
+  ReplyProperties(const ReplyProperties&) = delete;
+  ReplyProperties& operator=(const ReplyProperties&) = delete;
+
+  const amqp_basic_properties_t* get() const noexcept { return &properties_; }
+
+ private:
+  amqp_basic_properties_t properties_{};
+  std::array<amqp_table_entry_t, 2> headers_{};
+};
+
+}  // namespace warren
