@@ -1,0 +1,70 @@
+// The broker goes away under a serving daemon, politely and not.
+#include "daemon_harness.h"
+#include "private_broker.h"
+#include "rpc_client.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+
+namespace warren::test {
+namespace {
+
+PrivateBroker& broker() { return BrokerEnvironment::broker(); }
+
+std::string restartQueue(const std::string& name) {
+  return "  - name: " + name + "\n    handler: sum\n    consumers: 5\n";
+}
+
+// Sends `count` sums and checks every answer.
+void expectAllAnswered(const std::string& queue, int count) {
+  TestClient client(broker().port());
+  for (int i = 0; i < count; ++i) {
+    client.send(queue, std::to_string(i) + "," + std::to_string(1000 * i), "after-" + std::to_string(i));
+  }
+  for (int answered = 0; answered < count; ++answered) {
+    auto reply = client.receive(std::chrono::seconds(30));
+    ASSERT_TRUE(reply) << "only " << answered << " of " << count << " answered";
+    const int i = std::stoi(reply->correlation_id.substr(6));
+    EXPECT_EQ(reply->body, std::to_string(1001 * i));
+  }
+}
+
+// Puts requests in flight, then takes the broker away with `outage`.
+// Whatever a test does, the next one finds the broker running.
+struct BrokerBackOnExit {
+  ~BrokerBackOnExit() {
+    if (!broker().running()) broker().start();
+  }
+};
+
+template <class Outage>
+void restartMidTraffic(const std::string& queue, Outage outage, const std::string& loss_log) {
+  const BrokerBackOnExit guard;
+  RunningDaemon daemon(daemonYaml(broker().port(), restartQueue(queue)));
+  {
+    auto client = std::make_unique<TestClient>(broker().port());
+    for (int i = 0; i < 300; ++i) client->send(queue, "1," + std::to_string(i), "before-" + std::to_string(i));
+    ASSERT_TRUE(client->receive(std::chrono::seconds(10))) << "traffic never started";
+    outage();
+  }
+  ASSERT_TRUE(daemon.log().waitFor(loss_log, std::chrono::seconds(20)));
+  broker().start();
+  ASSERT_TRUE(daemon.log().waitFor("consuming again after", std::chrono::seconds(30)));
+  EXPECT_EQ(daemon.counters(queue).sessions_lost.load(), 1u);
+  expectAllAnswered(queue, 300);
+  daemon.stop();
+  const std::string state = broker().queueState(queue);
+  EXPECT_EQ(state.substr(0, 3), "0 0") << state;
+}
+
+TEST(Faults, KeepsServingAcrossABrokerStopAndStart) {
+  restartMidTraffic("sum_broker_stop", [] { broker().stop(); }, "connection lost");
+}
+
+TEST(Faults, KeepsServingAfterTheBrokerIsKilled) {
+  restartMidTraffic("sum_broker_kill", [] { broker().kill(); }, "connection lost");
+}
+
+}  // namespace
+}  // namespace warren::test

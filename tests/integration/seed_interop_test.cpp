@@ -1,0 +1,58 @@
+// The seed's Python client (../shared/seed/python/client.py), unchanged,
+// against warrend. It is fixed to localhost:5672, so this executable's
+// broker takes that port.
+#include "child_process.h"
+#include "daemon_harness.h"
+#include "private_broker.h"
+
+#include <gtest/gtest.h>
+
+#include <regex>
+
+namespace warren::test {
+namespace {
+
+constexpr int kSeedPort = 5672;
+const std::string kSeedDir = std::string(WARREN_SOURCE_DIR) + "/../shared/seed/python";
+
+class SeedEnvironment : public BrokerEnvironment {
+ public:
+  SeedEnvironment() : BrokerEnvironment(kSeedPort) {}
+  void SetUp() override {
+    if (portInUse(kSeedPort)) {
+      GTEST_FAIL() << "port 5672 is taken by another broker; the seed client only talks to "
+                      "localhost:5672, so stop that broker to run this test";
+    }
+    BrokerEnvironment::SetUp();
+  }
+};
+
+const auto* const kBroker = ::testing::AddGlobalTestEnvironment(new SeedEnvironment());
+
+TEST(SeedInterop, TheSeedClientGetsItsTenSumsFromWarrend) {
+  ASSERT_TRUE(std::filesystem::exists(kSeedDir + "/client.py")) << kSeedDir;
+  RunningDaemon daemon(daemonYaml(kSeedPort, "  - name: sum\n    handler: sum\n"));
+  const auto started = std::chrono::steady_clock::now();
+  ChildProcess client({"/usr/bin/python3", "client.py"}, kSeedDir);
+  const auto code = client.waitExit(std::chrono::seconds(60));
+  const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  ASSERT_EQ(code, 0) << client.output();
+  // Each call prints "[x] [TID=n] sum(x, y)=result".
+  const std::string output = client.output();
+  const std::regex answer(R"(sum\((\d+), (\d+)\)=(-?\d+))");
+  int answers = 0;
+  for (auto it = std::sregex_iterator(output.begin(), output.end(), answer);
+       it != std::sregex_iterator(); ++it) {
+    const long long x = std::stoll((*it)[1]), y = std::stoll((*it)[2]), sum = std::stoll((*it)[3]);
+    EXPECT_EQ(x + y, sum) << it->str();
+    ++answers;
+  }
+  EXPECT_EQ(answers, 10) << output;
+  std::printf("seed client: 10 calls answered in %lld ms (python start-up included)\n",
+              static_cast<long long>(elapsed.count()));
+  EXPECT_EQ(daemon.counters("sum").replied.load(), 10u);
+}
+
+}  // namespace
+}  // namespace warren::test
