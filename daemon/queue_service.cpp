@@ -104,6 +104,7 @@ void QueueService::run() {
     in_flight_ = 0;
     std::string failure;
     bool misconfigured = false;  // the broker refuses what the config asks for
+    bool was_consuming = false;
     try {
       AmqpConnection connection(broker_.address, broker_.connection);
       try {
@@ -123,6 +124,7 @@ void QueueService::run() {
       }
       backoff.reset();
       setConsuming(true);
+      was_consuming = true;
       SessionEnd end{};
       try {
         end = serve(connection, session);
@@ -159,7 +161,7 @@ void QueueService::run() {
     }
     setConsuming(false);
     if (stop_requested_) break;
-    if (backoff.attempts() == 0) {
+    if (was_consuming) {
       outage_started = Clock::now();
       ++counters_.sessions_lost;
       if (!misconfigured) failure = "connection lost: " + failure;
@@ -228,9 +230,9 @@ QueueService::SessionEnd QueueService::serve(AmqpConnection& connection, std::ui
     // wait, which this loop never makes: watch for them here.
     const auto now = Clock::now();
     if (heartbeat.count() > 0 && now - last_inbound > 2 * heartbeat) {
-      throw AmqpError(AmqpError::Scope::kConnection, 0,
-                      "no heartbeat from the broker for " +
-                          std::to_string(2 * heartbeat.count()) + " s");
+      throw AmqpError(
+          AmqpError::Scope::kConnection, 0,
+          "no heartbeat from the broker for " + std::to_string(2 * heartbeat.count()) + " s");
     }
     if (amqp_frames_enqueued(connection.raw()) || amqp_data_in_buffer(connection.raw())) {
       continue;
@@ -238,9 +240,9 @@ QueueService::SessionEnd QueueService::serve(AmqpConnection& connection, std::ui
 
     auto timeout = interval;
     if (draining) {
-      timeout = std::min(
-          timeout, std::chrono::duration_cast<std::chrono::milliseconds>(drain_deadline - now) +
-                       std::chrono::milliseconds(1));
+      // Never negative: poll() would take that as "wait forever".
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(drain_deadline - Clock::now());
+      timeout = std::clamp(left, std::chrono::milliseconds(0), timeout);
     }
     std::array<pollfd, 2> fds{pollfd{connection.fd(), POLLIN, 0},
                               pollfd{completions_->fd(), POLLIN, 0}};
