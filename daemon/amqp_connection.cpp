@@ -42,7 +42,7 @@ amqp_table_entry_t boolEntry(std::string_view key, bool value) noexcept {
   return entry;
 }
 
-amqp_table_entry_t argumentEntry(const std::string& key, const QueueArgument& value) noexcept {
+amqp_table_entry_t argumentEntry(const std::string& key, const QueueArgument& value) {
   amqp_table_entry_t entry{};
   entry.key = bytesOf(key);
   std::visit(

@@ -1,5 +1,6 @@
 // The broker goes away under a serving daemon, politely and not.
 #include "daemon_harness.h"
+#include "fifo_gate.h"
 #include "private_broker.h"
 #include "rpc_client.h"
 
@@ -64,6 +65,36 @@ TEST(Faults, KeepsServingAcrossABrokerStopAndStart) {
 
 TEST(Faults, KeepsServingAfterTheBrokerIsKilled) {
   restartMidTraffic("sum_broker_kill", [] { broker().kill(); }, "connection lost");
+}
+
+// A memory alarm blocks publishing; the broker says so on the connection
+// (capability connection.blocked) once warrend publishes.
+TEST(Faults, ReportsABlockedConnectionAndRepliesOnceUnblocked) {
+  struct AlarmOffOnExit {
+    ~AlarmOffOnExit() { broker().ctl("set_vm_memory_high_watermark 0.4"); }
+  } alarm_off;
+  Gate gate;
+  RunningDaemon daemon(daemonYaml(broker().port(),
+                                  "  - name: slow_blocked\n    handler: gate\n"
+                                  "    consumers: 1\n" +
+                                      gate.options(),
+                                  "", WARREN_FIXTURE_PLUGIN_DIR));
+  TestClient client(broker().port());
+  client.send("slow_blocked", "held", "blocked-1");
+  ASSERT_TRUE(gate.waitEntered(std::chrono::seconds(10)));
+  broker().ctl("set_vm_memory_high_watermark 0");
+  gate.open();
+  ASSERT_TRUE(daemon.log().waitFor("the broker blocks publishing", std::chrono::seconds(30)));
+  EXPECT_EQ(daemon.counters("slow_blocked").blocked.load(), 1u);
+  broker().ctl("set_vm_memory_high_watermark 0.4");
+  auto reply = client.receive(std::chrono::seconds(30));
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->body, "held");
+  EXPECT_TRUE(daemon.log().waitFor("unblocked publishing", std::chrono::seconds(10)));
+  EXPECT_EQ(daemon.counters("slow_blocked").sessions_lost.load(), 0u);
+  daemon.stop();
+  const std::string state = broker().queueState("slow_blocked");
+  EXPECT_EQ(state.substr(0, 3), "0 0") << state;
 }
 
 }  // namespace
