@@ -27,16 +27,18 @@ BrokerAddress parseBrokerUrl(const std::string& url) {
   address.vhost = info.vhost;
   address.user = info.user;
   address.password = info.password;
-  if (address.host.empty()) throw std::invalid_argument("the broker URL names no host");
   return address;
 }
 
 std::string redactBrokerUrl(const std::string& url) {
   const auto scheme = url.find("://");
   if (scheme == std::string::npos) return url;
-  const auto at = url.find('@', scheme + 3);
-  if (at == std::string::npos) return url;
-  const auto colon = url.find(':', scheme + 3);
+  // user:password@ can only stand in the authority, before the path.
+  const auto authority = scheme + 3;
+  const auto path = url.find_first_of("/?#", authority);
+  const auto at = url.rfind('@', path == std::string::npos ? std::string::npos : path);
+  if (at == std::string::npos || at < authority) return url;
+  const auto colon = url.find(':', authority);
   if (colon == std::string::npos || colon > at) return url;
   return url.substr(0, colon + 1) + "***" + url.substr(at);
 }
