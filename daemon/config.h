@@ -16,6 +16,8 @@
 #include <variant>
 #include <vector>
 
+#include "queue_argument.h"
+
 namespace warren {
 
 // A position in the configuration file, 1-based as editors show it.
@@ -47,8 +49,6 @@ struct BrokerConfig {
   ReconnectConfig reconnect;
 };
 
-// A value of a queue's x-arguments table, typed as written in YAML.
-using QueueArgument = std::variant<std::int64_t, double, bool, std::string>;
 
 struct QueueOption {
   std::string key;

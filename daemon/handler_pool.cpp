@@ -1,45 +1,6 @@
 #include "handler_pool.h"
 
-#include <sys/eventfd.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <system_error>
-
 namespace warren {
-
-CompletionQueue::CompletionQueue() : event_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
-  if (event_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
-}
-
-CompletionQueue::~CompletionQueue() { ::close(event_fd_); }
-
-void CompletionQueue::push(Completion completion) {
-  bool was_empty = false;
-  {
-    std::lock_guard lock(mutex_);
-    was_empty = items_.empty();
-    items_.push_back(std::move(completion));
-  }
-  // One wake-up per batch: the consumer drains everything at once.
-  if (was_empty) wake();
-}
-
-std::vector<Completion> CompletionQueue::drain() {
-  std::uint64_t count = 0;
-  // Clear the counter before taking the items, so a push racing with us
-  // leaves the fd readable rather than losing its wake-up.
-  [[maybe_unused]] const ssize_t unused = ::read(event_fd_, &count, sizeof count);
-  std::vector<Completion> items;
-  std::lock_guard lock(mutex_);
-  items.swap(items_);
-  return items;
-}
-
-void CompletionQueue::wake() noexcept {
-  const std::uint64_t one = 1;
-  [[maybe_unused]] const ssize_t unused = ::write(event_fd_, &one, sizeof one);
-}
 
 HandlerPool::HandlerPool(std::shared_ptr<const PluginInstance> handler, int threads,
                          std::shared_ptr<CompletionQueue> completions)

@@ -9,6 +9,7 @@
 
 #include "delivery_assembler.h"
 #include "handler_reply.h"
+#include "mailbox.h"
 #include "plugin_instance.h"
 
 #include <chrono>
@@ -36,27 +37,7 @@ struct Completion {
   HandlerReply reply;
 };
 
-// Many producers, one consumer that sleeps in poll() on fd().
-class CompletionQueue {
- public:
-  CompletionQueue();
-  ~CompletionQueue();
-  CompletionQueue(const CompletionQueue&) = delete;
-  CompletionQueue& operator=(const CompletionQueue&) = delete;
-
-  void push(Completion completion);
-  // Everything pushed so far; clears the wake-up.
-  std::vector<Completion> drain();
-  // Readable while completions are waiting.
-  int fd() const noexcept { return event_fd_; }
-  // Wakes the consumer without a completion (for shutdown requests).
-  void wake() noexcept;
-
- private:
-  int event_fd_;
-  std::mutex mutex_;
-  std::vector<Completion> items_;
-};
+using CompletionQueue = Mailbox<Completion>;
 
 class HandlerPool {
  public:

@@ -191,11 +191,13 @@ QueueService::SessionEnd QueueService::serve(AmqpConnection& connection, std::ui
   const auto heartbeat = connection.heartbeat();
   const auto interval = pollInterval(heartbeat);
   auto last_inbound = Clock::now();
+  std::vector<Completion> completed;  // reused: no allocation per turn
   bool draining = false;
   auto drain_deadline = Clock::time_point::max();
 
   for (;;) {
-    for (const Completion& completion : completions_->drain()) {
+    completions_->drainInto(completed);
+    for (const Completion& completion : completed) {
       if (completion.session != session) {
         ++counters_.stale;
         continue;

@@ -157,10 +157,18 @@ void AmqpConnection::declareQueue(amqp_channel_t channel, const QueueDeclaration
   check(amqp_get_rpc_reply(state_), "queue.declare of '" + std::string(queue.name) + "'", channel);
 }
 
-std::string AmqpConnection::consume(amqp_channel_t channel, std::string_view queue) {
+std::string AmqpConnection::declareExclusiveQueue(amqp_channel_t channel) {
+  const amqp_queue_declare_ok_t* ok =
+      amqp_queue_declare(state_, channel, amqp_empty_bytes, /*passive=*/0, /*durable=*/0,
+                         /*exclusive=*/1, /*auto_delete=*/1, amqp_empty_table);
+  check(amqp_get_rpc_reply(state_), "queue.declare of an exclusive reply queue", channel);
+  return std::string(viewOf(ok->queue));
+}
+
+std::string AmqpConnection::consume(amqp_channel_t channel, std::string_view queue, bool no_ack) {
   const amqp_basic_consume_ok_t* ok =
       amqp_basic_consume(state_, channel, bytesOf(queue), amqp_empty_bytes, /*no_local=*/0,
-                         /*no_ack=*/0, /*exclusive=*/0, amqp_empty_table);
+                         no_ack ? 1 : 0, /*exclusive=*/0, amqp_empty_table);
   check(amqp_get_rpc_reply(state_), "basic.consume on '" + std::string(queue) + "'", channel);
   return std::string(viewOf(ok->consumer_tag));
 }

@@ -7,7 +7,7 @@
 #pragma once
 
 #include "broker_url.h"
-#include "config.h"
+#include "queue_argument.h"
 
 #include <amqp.h>
 
@@ -70,8 +70,11 @@ class AmqpConnection {
   void openChannel(amqp_channel_t channel);
   void setPrefetch(amqp_channel_t channel, std::uint16_t prefetch);
   void declareQueue(amqp_channel_t channel, const QueueDeclaration& queue);
-  // Starts a manual-ack consumer; returns the broker-assigned consumer tag.
-  std::string consume(amqp_channel_t channel, std::string_view queue);
+  // A server-named queue, exclusive to this connection and deleted with it.
+  std::string declareExclusiveQueue(amqp_channel_t channel);
+  // Starts a consumer (manual acks unless `no_ack`); returns the
+  // broker-assigned consumer tag.
+  std::string consume(amqp_channel_t channel, std::string_view queue, bool no_ack = false);
   void cancel(amqp_channel_t channel, std::string_view consumer_tag);
 
   void publish(amqp_channel_t channel, std::string_view routing_key,
