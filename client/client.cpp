@@ -1,0 +1,439 @@
+#include <warren/client.hpp>
+
+#include "amqp_connection.h"
+#include "broker_url.h"
+#include "delivery_assembler.h"
+#include "mailbox.h"
+#include "pending_calls.h"
+#include "reply_outcome.h"
+
+#include <poll.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <random>
+#include <thread>
+
+namespace warren {
+namespace {
+
+using client_detail::Clock;
+using client_detail::Done;
+using client_detail::PendingCall;
+
+constexpr amqp_channel_t kChannel = 1;
+constexpr std::string_view kDirectReplyTo = "amq.rabbitmq.reply-to";
+constexpr std::string_view kDefaultUrl = "amqp://guest:guest@localhost:5672/%2f";
+// Replies larger than this are dropped unread; their call fails.
+constexpr std::size_t kMaxReplyBytes = 128 * 1024 * 1024;
+// Frames read in one go before new requests are published again.
+constexpr int kFramesPerTurn = 64;
+
+amqp_bytes_t bytesOf(std::string_view text) noexcept {
+  return amqp_bytes_t{text.size(), const_cast<char*>(text.data())};
+}
+
+// Unique enough that no other client's reply can match ours.
+std::string correlationPrefix() {
+  std::random_device random;
+  const std::uint64_t bits = (std::uint64_t{random()} << 32) ^ random();
+  char text[24];
+  const int n =
+      std::snprintf(text, sizeof text, "w%016llx-", static_cast<unsigned long long>(bits));
+  return std::string(text, static_cast<std::size_t>(n));
+}
+
+void finish(Done& done, CallOutcome&& outcome) noexcept {
+  try {
+    done(std::move(outcome));
+  } catch (...) {
+    // A throwing callback must not take the I/O thread down with it.
+  }
+}
+
+CallOutcome failure(CallStatus status, std::string message) {
+  CallOutcome outcome;
+  outcome.status = status;
+  outcome.message = std::move(message);
+  return outcome;
+}
+
+}  // namespace
+
+std::string_view callStatusName(CallStatus status) noexcept {
+  switch (status) {
+    case CallStatus::kOk:
+      return "ok";
+    case CallStatus::kRemoteError:
+      return "remote_error";
+    case CallStatus::kTimeout:
+      return "timeout";
+    case CallStatus::kNoRoute:
+      return "no_route";
+    case CallStatus::kConnectionLost:
+      return "connection_lost";
+    case CallStatus::kNotConnected:
+      return "not_connected";
+  }
+  return "unknown";
+}
+
+std::string defaultBrokerUrl(std::string_view flag) {
+  if (!flag.empty()) return std::string(flag);
+  if (const char* env = std::getenv("WARREN_BROKER_URL"); env != nullptr && *env != '\0') {
+    return env;
+  }
+  return std::string(kDefaultUrl);
+}
+
+class Client::Impl {
+ public:
+  explicit Impl(ClientOptions options);
+  ~Impl();
+
+  void submit(std::string_view queue, std::string_view body, const CallOptions& options, Done done);
+  ClientStats stats() const;
+  bool onIoThread() const noexcept { return std::this_thread::get_id() == io_thread_.get_id(); }
+
+ private:
+  struct Submission {
+    std::string queue;
+    std::string body;
+    std::string content_type;
+    Clock::time_point deadline;
+    Done done;
+  };
+
+  void connect();
+  void run();
+  void serveTurn(std::vector<Submission>& batch);
+  void publish(Submission& submission);
+  void handleFrame(const amqp_frame_t& frame);
+  void handleMessage(InboundMessage&& message);
+  void complete(PendingCall& call, CallOutcome&& outcome);
+  void dropConnection(CallStatus status, const std::string& why);
+  void expireCalls(Clock::time_point now);
+
+  ClientOptions options_;
+  BrokerAddress address_;
+  Mailbox<Submission> submissions_;
+  client_detail::PendingCalls pending_;
+  DeliveryAssembler assembler_{kMaxReplyBytes};
+  std::unique_ptr<AmqpConnection> connection_;  // null while disconnected
+  std::string reply_to_;
+  Clock::time_point last_inbound_;
+  std::atomic<bool> stopping_{false};
+
+  std::atomic<std::uint64_t> calls_{0}, ok_{0}, remote_errors_{0}, timeouts_{0}, no_route_{0},
+      connection_failures_{0}, late_replies_{0}, connects_{0};
+  std::thread io_thread_;
+};
+
+Client::Impl::Impl(ClientOptions options)
+    : options_(std::move(options)), pending_(correlationPrefix()) {
+  options_.broker_url = defaultBrokerUrl(options_.broker_url);
+  address_ = parseBrokerUrl(options_.broker_url);  // std::invalid_argument: a usage error
+  try {
+    connect();  // on the caller's thread, so a bad broker fails the constructor
+  } catch (const AmqpError& e) {
+    throw CallError(CallStatus::kNotConnected, "", e.what());
+  }
+  io_thread_ = std::thread(&Impl::run, this);
+}
+
+Client::Impl::~Impl() {
+  stopping_ = true;
+  submissions_.wake();
+  io_thread_.join();
+}
+
+void Client::Impl::connect() {
+  ConnectionOptions connection;
+  connection.heartbeat = options_.heartbeat;
+  connection.connect_timeout = options_.connect_timeout;
+  connection.connection_name = "warren client";
+  auto opened = std::make_unique<AmqpConnection>(address_, connection);
+  opened->openChannel(kChannel);
+  if (options_.reply_mode == ReplyMode::kDirectReplyTo) {
+    // Must be consumed, no-ack, on the publishing channel before the first publish.
+    opened->consume(kChannel, kDirectReplyTo, /*no_ack=*/true);
+    reply_to_ = kDirectReplyTo;
+  } else {
+    reply_to_ = opened->declareExclusiveQueue(kChannel);
+    opened->consume(kChannel, reply_to_, /*no_ack=*/true);
+  }
+  connection_ = std::move(opened);
+  assembler_.reset();
+  last_inbound_ = Clock::now();
+  ++connects_;
+}
+
+void Client::Impl::submit(std::string_view queue, std::string_view body, const CallOptions& options,
+                          Done done) {
+  ++calls_;
+  const auto timeout = options.timeout.value_or(options_.default_timeout);
+  submissions_.push(Submission{std::string(queue), std::string(body), options.content_type,
+                               Clock::now() + timeout, std::move(done)});
+}
+
+ClientStats Client::Impl::stats() const {
+  ClientStats stats;
+  stats.calls = calls_;
+  stats.ok = ok_;
+  stats.remote_errors = remote_errors_;
+  stats.timeouts = timeouts_;
+  stats.no_route = no_route_;
+  stats.connection_failures = connection_failures_;
+  stats.late_replies = late_replies_;
+  stats.connects = connects_;
+  return stats;
+}
+
+void Client::Impl::run() {
+  std::vector<Submission> batch;
+  while (!stopping_) {
+    try {
+      serveTurn(batch);
+    } catch (const AmqpError& e) {
+      dropConnection(CallStatus::kConnectionLost, std::string("connection lost: ") + e.what());
+    } catch (const std::exception& e) {
+      dropConnection(CallStatus::kConnectionLost, std::string("protocol error: ") + e.what());
+    }
+  }
+  dropConnection(CallStatus::kConnectionLost, "the client was closed");
+  // Calls submitted while closing get the same answer.
+  submissions_.drainInto(batch);
+  for (Submission& submission : batch) {
+    ++connection_failures_;
+    finish(submission.done, failure(CallStatus::kConnectionLost, "the client was closed"));
+  }
+}
+
+void Client::Impl::serveTurn(std::vector<Submission>& batch) {
+  submissions_.drainInto(batch);
+  if (!batch.empty() && !connection_) {
+    try {
+      connect();
+    } catch (const AmqpError& e) {
+      for (Submission& submission : batch) {
+        ++connection_failures_;
+        finish(submission.done, failure(CallStatus::kNotConnected,
+                                        std::string("cannot reach the broker: ") + e.what()));
+      }
+      batch.clear();
+    }
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    try {
+      publish(batch[i]);  // registers the call first: a failure here fails it with the rest
+    } catch (...) {
+      // The connection broke mid-batch: what was not sent yet fails now
+      // rather than waiting for nothing.
+      for (std::size_t j = i + 1; j < batch.size(); ++j) {
+        ++connection_failures_;
+        finish(batch[j].done,
+               failure(CallStatus::kConnectionLost, "connection lost before the request was sent"));
+      }
+      batch.clear();
+      throw;
+    }
+  }
+  batch.clear();
+
+  if (connection_) {
+    for (int i = 0; i < kFramesPerTurn; ++i) {
+      amqp_frame_t frame;
+      timeval no_wait{0, 0};
+      const int status = amqp_simple_wait_frame_noblock(connection_->raw(), &frame, &no_wait);
+      if (status == AMQP_STATUS_TIMEOUT) break;
+      if (status != AMQP_STATUS_OK) {
+        throw AmqpError(AmqpError::Scope::kConnection, 0,
+                        std::string("reading from the broker: ") + amqp_error_string2(status));
+      }
+      last_inbound_ = Clock::now();
+      handleFrame(frame);
+      amqp_maybe_release_buffers(connection_->raw());
+    }
+  }
+
+  auto now = Clock::now();
+  expireCalls(now);
+  std::chrono::milliseconds timeout(1000);
+  if (connection_) {
+    const auto heartbeat = connection_->heartbeat();
+    if (heartbeat.count() > 0) {
+      // rabbitmq-c only notices a silent broker inside blocking waits.
+      if (now - last_inbound_ > 2 * heartbeat) {
+        throw AmqpError(AmqpError::Scope::kConnection, 0, "no heartbeat from the broker");
+      }
+      timeout = std::chrono::duration_cast<std::chrono::milliseconds>(heartbeat) / 4;
+    }
+    if (amqp_frames_enqueued(connection_->raw()) || amqp_data_in_buffer(connection_->raw())) {
+      return;
+    }
+  }
+  if (const auto next = pending_.nextDeadline()) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(*next - now);
+    timeout = std::clamp(left, std::chrono::milliseconds(0), timeout);
+  }
+  std::array<pollfd, 2> fds{pollfd{submissions_.fd(), POLLIN, 0},
+                            pollfd{connection_ ? connection_->fd() : -1, POLLIN, 0}};
+  const int ready = ::poll(fds.data(), fds.size(), static_cast<int>(timeout.count()));
+  if (ready < 0 && errno != EINTR) {
+    throw AmqpError(AmqpError::Scope::kConnection, 0, "poll failed");
+  }
+  if (ready > 0 && fds[1].revents != 0) last_inbound_ = Clock::now();
+}
+
+void Client::Impl::publish(Submission& submission) {
+  const auto now = Clock::now();
+  if (submission.deadline <= now) {
+    ++timeouts_;
+    finish(submission.done, failure(CallStatus::kTimeout, "timed out before it was sent"));
+    return;
+  }
+  // The broker drops the request once nobody waits for it any more.
+  const auto remaining = std::chrono::ceil<std::chrono::milliseconds>(submission.deadline - now);
+  const std::string expiration = std::to_string(remaining.count());
+  const std::string correlation_id =
+      pending_.add(submission.deadline, submission.queue, std::move(submission.done));
+
+  amqp_basic_properties_t properties{};
+  properties._flags = AMQP_BASIC_CORRELATION_ID_FLAG | AMQP_BASIC_REPLY_TO_FLAG |
+                      AMQP_BASIC_EXPIRATION_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+  properties.correlation_id = bytesOf(correlation_id);
+  properties.reply_to = bytesOf(reply_to_);
+  properties.expiration = bytesOf(expiration);
+  properties.delivery_mode = 1;
+  if (!submission.content_type.empty()) {
+    properties._flags |= AMQP_BASIC_CONTENT_TYPE_FLAG;
+    properties.content_type = bytesOf(submission.content_type);
+  }
+  // mandatory: a request to a queue that does not exist comes back at once
+  // as basic.return instead of vanishing until the timeout.
+  connection_->publish(kChannel, submission.queue, &properties, submission.body,
+                       /*mandatory=*/true);
+}
+
+void Client::Impl::handleFrame(const amqp_frame_t& frame) {
+  if (frame.frame_type == AMQP_FRAME_HEADER || frame.frame_type == AMQP_FRAME_BODY) {
+    if (auto message = assembler_.feed(frame)) handleMessage(std::move(*message));
+    return;
+  }
+  if (frame.frame_type != AMQP_FRAME_METHOD) return;
+  const amqp_method_t& method = frame.payload.method;
+  switch (method.id) {
+    case AMQP_BASIC_DELIVER_METHOD:
+      assembler_.beginDelivery(frame.channel,
+                               *static_cast<const amqp_basic_deliver_t*>(method.decoded));
+      return;
+    case AMQP_BASIC_RETURN_METHOD:
+      assembler_.beginReturn(frame.channel,
+                             *static_cast<const amqp_basic_return_t*>(method.decoded));
+      return;
+    case AMQP_CHANNEL_CLOSE_METHOD: {
+      const std::string detail = describeBrokerClose(method);
+      connection_->confirmChannelClose(frame.channel);
+      throw AmqpError(AmqpError::Scope::kChannel, 0, "the broker closed the channel: " + detail);
+    }
+    case AMQP_CONNECTION_CLOSE_METHOD: {
+      const std::string detail = describeBrokerClose(method);
+      connection_->confirmConnectionClose();
+      throw AmqpError(AmqpError::Scope::kConnection, 0,
+                      "the broker closed the connection: " + detail);
+    }
+    case AMQP_BASIC_CANCEL_METHOD:
+      throw AmqpError(AmqpError::Scope::kChannel, 0, "the broker cancelled the reply consumer");
+    default:
+      return;  // connection.blocked and friends: publishing simply waits
+  }
+}
+
+void Client::Impl::handleMessage(InboundMessage&& message) {
+  std::optional<PendingCall> call = pending_.take(message.correlation_id);
+  if (message.kind == InboundMessage::Kind::kReturn) {
+    if (!call) return;
+    ++no_route_;
+    complete(*call,
+             failure(CallStatus::kNoRoute,
+                     "no queue '" + message.routing_key + "' on the broker (" +
+                         std::to_string(message.reply_code) + " " + message.reply_text + ")"));
+    return;
+  }
+  if (!call) {
+    ++late_replies_;  // its call timed out, or the reply is not ours
+    return;
+  }
+  if (message.body_too_large) {
+    complete(*call, failure(CallStatus::kRemoteError, "reply larger than 128 MiB dropped"));
+    return;
+  }
+  CallOutcome outcome = client_detail::outcomeOfReply(std::move(message));
+  if (outcome.ok()) {
+    ++ok_;
+  } else {
+    ++remote_errors_;
+  }
+  complete(*call, std::move(outcome));
+}
+
+void Client::Impl::complete(PendingCall& call, CallOutcome&& outcome) {
+  finish(call.done, std::move(outcome));
+}
+
+void Client::Impl::expireCalls(Clock::time_point now) {
+  for (PendingCall& call : pending_.expire(now)) {
+    ++timeouts_;
+    complete(call,
+             failure(CallStatus::kTimeout, "no reply from queue '" + call.queue + "' in time"));
+  }
+}
+
+void Client::Impl::dropConnection(CallStatus status, const std::string& why) {
+  if (connection_) {
+    connection_->close();
+    connection_.reset();
+  }
+  for (PendingCall& call : pending_.takeAll()) {
+    ++connection_failures_;
+    complete(call, failure(status, why));
+  }
+}
+
+Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+Client::~Client() = default;
+
+Reply Client::call(std::string_view queue, std::string_view body, const CallOptions& options) {
+  if (impl_->onIoThread()) {
+    throw std::logic_error("warren::Client::call() from a callback would wait for itself");
+  }
+  return callAsync(queue, body, options).get();
+}
+
+std::future<Reply> Client::callAsync(std::string_view queue, std::string_view body,
+                                     const CallOptions& options) {
+  auto promise = std::make_shared<std::promise<Reply>>();
+  std::future<Reply> future = promise->get_future();
+  impl_->submit(queue, body, options, [promise](CallOutcome&& outcome) {
+    if (outcome.ok()) {
+      promise->set_value(std::move(outcome.reply));
+    } else {
+      promise->set_exception(std::make_exception_ptr(
+          CallError(outcome.status, std::move(outcome.error_code), outcome.message)));
+    }
+  });
+  return future;
+}
+
+void Client::callAsync(std::string_view queue, std::string_view body, const CallOptions& options,
+                       std::function<void(CallOutcome&&)> done) {
+  impl_->submit(queue, body, options, std::move(done));
+}
+
+ClientStats Client::stats() const { return impl_->stats(); }
+
+}  // namespace warren

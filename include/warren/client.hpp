@@ -1,0 +1,135 @@
+// libwarren-client: call warren (or any server of the seed's protocol) over
+// RabbitMQ.
+//
+//   warren::Client client({.broker_url = "amqp://guest:guest@localhost:5672/%2f"});
+//   warren::Reply reply = client.call("sum", "3,4");        // reply.body == "7"
+//   std::future<warren::Reply> later = client.callAsync("sum", "5,6");
+//
+// One Client is one AMQP connection with one I/O thread. Any number of calls
+// may be in flight at once, from any number of threads: each request carries
+// a unique correlation_id and its reply is matched to it. Every call has a
+// timeout; the request carries the remaining time as its `expiration`, so the
+// broker drops a request nobody waits for any more. docs/client.md has more.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace warren {
+
+enum class ReplyMode {
+  // One exclusive, server-named reply queue per Client (never one per call).
+  // Measured faster on RabbitMQ 3.10 (docs/performance.md); the default.
+  kExclusiveQueue,
+  // RabbitMQ's direct reply-to (amq.rabbitmq.reply-to): no queue at all, but
+  // a reply is lost if the connection drops before it arrives (at-most-once).
+  kDirectReplyTo,
+};
+
+struct ClientOptions {
+  // amqp://user:password@host:port/vhost; empty: $WARREN_BROKER_URL, else
+  // amqp://guest:guest@localhost:5672/%2f.
+  std::string broker_url;
+  ReplyMode reply_mode = ReplyMode::kExclusiveQueue;
+  std::chrono::milliseconds default_timeout{30000};
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::seconds heartbeat{10};
+};
+
+struct CallOptions {
+  // Overrides ClientOptions::default_timeout for this call.
+  std::optional<std::chrono::milliseconds> timeout;
+  std::string content_type;
+};
+
+struct Reply {
+  std::string body;
+  std::string content_type;
+};
+
+// Why a call failed.
+enum class CallStatus {
+  kOk = 0,
+  kRemoteError,     // the server answered with an error reply (code + message)
+  kTimeout,         // no reply in time; a late reply is dropped
+  kNoRoute,         // no queue of that name: the broker returned the request
+  kConnectionLost,  // the connection failed before the reply arrived
+  kNotConnected,    // the client could not connect to the broker
+};
+
+std::string_view callStatusName(CallStatus status) noexcept;
+
+// The result of one call, as callbacks receive it (no exceptions).
+struct CallOutcome {
+  CallStatus status = CallStatus::kOk;
+  Reply reply;             // kOk
+  std::string error_code;  // kRemoteError: the server's code ("invalid_argument", ...)
+  std::string message;     // every failure: what went wrong
+  bool ok() const noexcept { return status == CallStatus::kOk; }
+};
+
+// What call() throws and callAsync()'s future holds when a call fails.
+class CallError : public std::runtime_error {
+ public:
+  CallError(CallStatus status, std::string error_code, const std::string& message)
+      : std::runtime_error(message), status_(status), error_code_(std::move(error_code)) {}
+  CallStatus status() const noexcept { return status_; }
+  // The server's error code for kRemoteError, empty otherwise.
+  const std::string& errorCode() const noexcept { return error_code_; }
+
+ private:
+  CallStatus status_;
+  std::string error_code_;
+};
+
+struct ClientStats {
+  std::uint64_t calls = 0;
+  std::uint64_t ok = 0;
+  std::uint64_t remote_errors = 0;
+  std::uint64_t timeouts = 0;
+  std::uint64_t no_route = 0;
+  std::uint64_t connection_failures = 0;
+  std::uint64_t late_replies = 0;  // replies to calls that had timed out, dropped
+  std::uint64_t connects = 0;
+};
+
+class Client {
+ public:
+  // Connects at once; throws CallError(kNotConnected) when the broker cannot
+  // be reached, std::invalid_argument when the URL is malformed. A connection lost later fails the calls in flight
+  // (kConnectionLost) and is re-opened for the next call.
+  explicit Client(ClientOptions options = {});
+  // Fails calls still in flight (kConnectionLost) and closes the connection.
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Blocks until the reply, or throws CallError.
+  Reply call(std::string_view queue, std::string_view body, const CallOptions& options = {});
+  // The reply later; the future holds a CallError on failure.
+  std::future<Reply> callAsync(std::string_view queue, std::string_view body,
+                               const CallOptions& options = {});
+  // `done` runs exactly once, on the client's I/O thread: keep it short and
+  // never call back into this Client's blocking call() from it.
+  void callAsync(std::string_view queue, std::string_view body, const CallOptions& options,
+                 std::function<void(CallOutcome&&)> done);
+
+  ClientStats stats() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The broker URL a command-line tool should use: `flag` when not empty,
+// else $WARREN_BROKER_URL, else the local default.
+std::string defaultBrokerUrl(std::string_view flag = {});
+
+}  // namespace warren

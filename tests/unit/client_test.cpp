@@ -1,0 +1,176 @@
+// The client's bookkeeping, without a broker: correlation ids, deadlines,
+// late replies, and how reply messages map to outcomes.
+#include "pending_calls.h"
+#include "reply_outcome.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+namespace warren::client_detail {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Recorder {
+  std::vector<std::string> finished;
+  Done done(const std::string& name) {
+    return [this, name](CallOutcome&&) { finished.push_back(name); };
+  }
+};
+
+TEST(PendingCalls, MatchesARepliesCorrelationIdToItsCallOnce) {
+  PendingCalls calls("c1-");
+  const auto now = Clock::now();
+  const std::string a = calls.add(now + 1s, "sum", nullptr);
+  const std::string b = calls.add(now + 1s, "sum", nullptr);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(a.rfind("c1-", 0), 0u);
+  EXPECT_EQ(calls.size(), 2u);
+  auto taken = calls.take(b);
+  ASSERT_TRUE(taken);
+  EXPECT_EQ(taken->queue, "sum");
+  EXPECT_FALSE(calls.take(b)) << "a second reply with the same id matched again";
+  EXPECT_EQ(calls.size(), 1u);
+}
+
+TEST(PendingCalls, IgnoresCorrelationIdsThatAreNotOurs) {
+  PendingCalls calls("c1-");
+  const std::string id = calls.add(Clock::now() + 1s, "q", nullptr);
+  EXPECT_FALSE(calls.take("c2-1"));
+  EXPECT_FALSE(calls.take("c1-"));
+  EXPECT_FALSE(calls.take("c1-1x"));
+  EXPECT_FALSE(calls.take("c1-99"));
+  EXPECT_FALSE(calls.take(""));
+  EXPECT_TRUE(calls.take(id));
+}
+
+TEST(PendingCalls, ExpiresOnlyCallsWhoseDeadlinePassedInDeadlineOrder) {
+  PendingCalls calls("p-");
+  const auto now = Clock::now();
+  calls.add(now + 30ms, "late", nullptr);
+  calls.add(now + 10ms, "early", nullptr);
+  calls.add(now + 5s, "far", nullptr);
+  EXPECT_TRUE(calls.expire(now).empty());
+  auto expired = calls.expire(now + 30ms);
+  ASSERT_EQ(expired.size(), 2u);
+  EXPECT_EQ(expired[0].queue, "early");
+  EXPECT_EQ(expired[1].queue, "late");
+  EXPECT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls.nextDeadline(), now + 5s);
+}
+
+TEST(PendingCalls, AReplyAfterItsTimeoutFindsNoCall) {
+  PendingCalls calls("p-");
+  const auto now = Clock::now();
+  const std::string id = calls.add(now + 10ms, "q", nullptr);
+  ASSERT_EQ(calls.expire(now + 10ms).size(), 1u);
+  EXPECT_FALSE(calls.take(id)) << "a late reply was handed to a call that already timed out";
+}
+
+TEST(PendingCalls, AnsweredCallsNoLongerSetTheNextDeadline) {
+  PendingCalls calls("p-");
+  const auto now = Clock::now();
+  const std::string soon = calls.add(now + 10ms, "q", nullptr);
+  calls.add(now + 1s, "q", nullptr);
+  ASSERT_TRUE(calls.take(soon));
+  EXPECT_EQ(calls.nextDeadline(), now + 1s);
+  EXPECT_TRUE(calls.expire(now + 500ms).empty());
+}
+
+TEST(PendingCalls, KeepsItsDeadlineHeapBoundedUnderSteadyTraffic) {
+  PendingCalls calls("p-");
+  const auto now = Clock::now();
+  // A million answered calls with long timeouts must not keep a million
+  // heap entries alive: the heap is rebuilt as they pile up.
+  for (int i = 0; i < 1'000'000; ++i) ASSERT_TRUE(calls.take(calls.add(now + 1h, "q", nullptr)));
+  EXPECT_EQ(calls.size(), 0u);
+  EXPECT_FALSE(calls.nextDeadline());
+}
+
+TEST(PendingCalls, TakeAllReturnsEveryCallInSubmissionOrder) {
+  PendingCalls calls("p-");
+  const auto now = Clock::now();
+  calls.add(now + 3s, "first", nullptr);
+  calls.add(now + 1s, "second", nullptr);
+  calls.add(now + 2s, "third", nullptr);
+  const auto all = calls.takeAll();
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].queue, "first");
+  EXPECT_EQ(all[2].queue, "third");
+  EXPECT_EQ(calls.size(), 0u);
+  EXPECT_FALSE(calls.nextDeadline());
+}
+
+InboundMessage replyWith(std::string body,
+                         std::vector<std::pair<std::string, std::string>> headers = {}) {
+  InboundMessage message;
+  message.body = std::move(body);
+  message.content_type = "text/plain";
+  message.headers = std::move(headers);
+  return message;
+}
+
+TEST(ReplyOutcome, APlainReplyIsASuccessWithItsBody) {
+  const CallOutcome outcome = outcomeOfReply(replyWith("7"));
+  EXPECT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome.reply.body, "7");
+  EXPECT_EQ(outcome.reply.content_type, "text/plain");
+  EXPECT_TRUE(outcome.error_code.empty());
+}
+
+TEST(ReplyOutcome, TheErrorCodeHeaderMakesARemoteErrorWhateverTheBody) {
+  const CallOutcome outcome =
+      outcomeOfReply(replyWith("error: invalid_argument: first field is not an integer: 'x'",
+                               {{"x-warren-error-code", "invalid_argument"},
+                                {"x-warren-error-message", "first field is not an integer: 'x'"}}));
+  EXPECT_EQ(outcome.status, CallStatus::kRemoteError);
+  EXPECT_EQ(outcome.error_code, "invalid_argument");
+  EXPECT_EQ(outcome.message, "first field is not an integer: 'x'");
+  EXPECT_TRUE(outcome.reply.body.empty());
+}
+
+TEST(ReplyOutcome, AnErrorWithoutAMessageHeaderUsesTheBody) {
+  const CallOutcome outcome =
+      outcomeOfReply(replyWith("it broke", {{"x-warren-error-code", "internal"}}));
+  EXPECT_EQ(outcome.status, CallStatus::kRemoteError);
+  EXPECT_EQ(outcome.message, "it broke");
+}
+
+TEST(ReplyOutcome, OtherHeadersDoNotMakeAnError) {
+  const CallOutcome outcome = outcomeOfReply(replyWith("42", {{"x-trace", "abc"}}));
+  EXPECT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome.reply.body, "42");
+}
+
+TEST(CallStatus, EveryStatusHasAName) {
+  EXPECT_EQ(callStatusName(CallStatus::kOk), "ok");
+  EXPECT_EQ(callStatusName(CallStatus::kRemoteError), "remote_error");
+  EXPECT_EQ(callStatusName(CallStatus::kTimeout), "timeout");
+  EXPECT_EQ(callStatusName(CallStatus::kNoRoute), "no_route");
+  EXPECT_EQ(callStatusName(CallStatus::kConnectionLost), "connection_lost");
+  EXPECT_EQ(callStatusName(CallStatus::kNotConnected), "not_connected");
+}
+
+TEST(DefaultBrokerUrl, PrefersTheFlagThenTheEnvironmentThenLocalhost) {
+  ::unsetenv("WARREN_BROKER_URL");
+  EXPECT_EQ(defaultBrokerUrl(), "amqp://guest:guest@localhost:5672/%2f");
+  ::setenv("WARREN_BROKER_URL", "amqp://u:p@broker:5673/v", 1);
+  EXPECT_EQ(defaultBrokerUrl(), "amqp://u:p@broker:5673/v");
+  EXPECT_EQ(defaultBrokerUrl("amqp://flag"), "amqp://flag");
+  ::unsetenv("WARREN_BROKER_URL");
+}
+
+TEST(Client, RefusesABadUrlWithoutConnecting) {
+  ClientOptions options;
+  options.broker_url = "http://nope";
+  try {
+    Client client(options);
+    FAIL() << "constructed";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("not a valid AMQP URL"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace warren::client_detail
