@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <cstdio>
 
 namespace warren::test {
@@ -56,6 +57,37 @@ TEST(SeedInterop, TheSeedClientGetsItsTenSumsFromWarrend) {
   std::printf("seed client: 10 calls answered in %lld ms (python start-up included)\n",
               static_cast<long long>(elapsed.count()));
   EXPECT_EQ(daemon.counters("sum").replied.load(), 10u);
+}
+
+// The other direction: warren's client against the seed's server.py,
+// unchanged. Its 5 threads each sleep 2 s per request, so 10 calls at once
+// take two rounds: about 4 s.
+TEST(SeedInterop, WarrenCallGetsTenSumsFromTheSeedServer) {
+  ChildProcess server({"/usr/bin/python3", "-u", "server.py"}, kSeedDir);
+  // Each of its 5 threads prints this once it consumes.
+  ASSERT_TRUE(server.waitForOutput("Awaiting RPC requests", std::chrono::seconds(30), 5))
+      << server.output();
+  std::vector<std::string> argv{
+      WARREN_CALL_BINARY, "--broker", "amqp://guest:guest@127.0.0.1:5672/%2f",
+      "--parallel",       "10",       "sum"};
+  std::vector<long long> expected;
+  for (int i = 0; i < 10; ++i) {
+    argv.push_back(std::to_string(i * 7) + "," + std::to_string(100 - i));
+    expected.push_back(i * 7 + 100 - i);
+  }
+  const auto started = std::chrono::steady_clock::now();
+  ChildProcess call(argv);
+  const auto code = call.waitExit(std::chrono::seconds(60));
+  const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  ASSERT_EQ(code, 0) << call.output();
+  std::string expected_output;
+  for (long long sum : expected) expected_output += std::to_string(sum) + "\n";
+  EXPECT_EQ(call.output(), expected_output);
+  std::printf("warren-call --parallel 10 against the seed server: %lld ms\n",
+              static_cast<long long>(elapsed.count()));
+  server.signal(SIGTERM);
+  server.waitExit(std::chrono::seconds(10));
 }
 
 }  // namespace

@@ -73,12 +73,19 @@ void ChildProcess::readOutput(int fd) {
 
 void ChildProcess::signal(int signal_number) const { ::kill(pid_, signal_number); }
 
-bool ChildProcess::waitForOutput(const std::string& needle, std::chrono::milliseconds timeout) {
+bool ChildProcess::waitForOutput(const std::string& needle, std::chrono::milliseconds timeout,
+                                 int times) {
+  const auto found = [&] {
+    int count = 0;
+    for (auto at = output_.find(needle); at != std::string::npos && count < times;
+         at = output_.find(needle, at + 1)) {
+      ++count;
+    }
+    return count >= times;
+  };
   std::unique_lock lock(mutex_);
-  changed_.wait_for(lock, timeout, [&] {
-    return output_.find(needle) != std::string::npos || output_closed_;
-  });
-  return output_.find(needle) != std::string::npos;
+  changed_.wait_for(lock, timeout, [&] { return found() || output_closed_; });
+  return found();
 }
 
 std::optional<int> ChildProcess::waitExit(std::chrono::milliseconds timeout) {

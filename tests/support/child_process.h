@@ -24,8 +24,9 @@ class ChildProcess {
 
   pid_t pid() const noexcept { return pid_; }
   void signal(int signal_number) const;
-  // Waits until the output contains `needle`; false at the deadline or exit.
-  bool waitForOutput(const std::string& needle, std::chrono::milliseconds timeout);
+  // Waits until the output contains `needle` (at least `times` times);
+  // false at the deadline or when the child closed its output first.
+  bool waitForOutput(const std::string& needle, std::chrono::milliseconds timeout, int times = 1);
   // Waits for exit; the exit code, or 128+signal, or nullopt at the deadline.
   std::optional<int> waitExit(std::chrono::milliseconds timeout);
   std::string output() const;

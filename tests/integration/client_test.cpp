@@ -1,0 +1,196 @@
+// libwarren-client against warrend and a real RabbitMQ started for this
+// executable.
+#include "daemon_harness.h"
+#include "fifo_gate.h"
+#include "private_broker.h"
+#include "rpc_client.h"
+
+#include <warren/client.hpp>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <random>
+#include <thread>
+
+namespace warren::test {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+const auto* const kBroker = ::testing::AddGlobalTestEnvironment(new BrokerEnvironment());
+
+PrivateBroker& broker() { return BrokerEnvironment::broker(); }
+
+ClientOptions optionsFor(ReplyMode mode = ReplyMode::kExclusiveQueue) {
+  ClientOptions options;
+  options.broker_url = broker().url();
+  options.reply_mode = mode;
+  options.default_timeout = 20s;
+  return options;
+}
+
+CallOptions within(std::chrono::milliseconds timeout) {
+  CallOptions options;
+  options.timeout = timeout;
+  return options;
+}
+
+std::string sumDaemon(const std::string& queue, int consumers = 5) {
+  return daemonYaml(broker().port(), "  - name: " + queue + "\n    handler: sum\n    consumers: " +
+                                         std::to_string(consumers) + "\n");
+}
+
+TEST(Client, AnswersTenThousandCallsFromEightThreadsAtSixtyFourInFlight) {
+  RunningDaemon daemon(sumDaemon("client_10k"));
+  Client client(optionsFor());
+  constexpr int kThreads = 8, kPerThread = 1250, kWindow = 8;  // 8 x 8 = 64 in flight
+  std::atomic<int> correct{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 random(static_cast<std::uint64_t>(t));
+      std::uniform_int_distribution<std::int64_t> operand(-1'000'000'000, 1'000'000'000);
+      for (int done = 0; done < kPerThread; done += kWindow) {
+        std::vector<std::pair<std::future<Reply>, std::int64_t>> window;
+        for (int i = 0; i < std::min(kWindow, kPerThread - done); ++i) {
+          const std::int64_t a = operand(random), b = operand(random);
+          window.emplace_back(
+              client.callAsync("client_10k", std::to_string(a) + "," + std::to_string(b)), a + b);
+        }
+        for (auto& [future, expected] : window) {
+          if (future.get().body == std::to_string(expected)) ++correct;
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(correct.load(), kThreads * kPerThread);
+  const ClientStats stats = client.stats();
+  EXPECT_EQ(stats.ok, 10'000u);
+  EXPECT_EQ(stats.connects, 1u) << "all calls must share one connection";
+  EXPECT_EQ(stats.late_replies, 0u);
+}
+
+TEST(Client, WorksWithDirectReplyTo) {
+  RunningDaemon daemon(sumDaemon("client_direct"));
+  Client client(optionsFor(ReplyMode::kDirectReplyTo));
+  std::vector<std::future<Reply>> replies;
+  for (int i = 0; i < 200; ++i)
+    replies.push_back(client.callAsync("client_direct", "1," + std::to_string(i)));
+  for (int i = 0; i < 200; ++i)
+    EXPECT_EQ(replies[static_cast<std::size_t>(i)].get().body, std::to_string(1 + i));
+}
+
+TEST(Client, SurfacesAnErrorReplyAsATypedError) {
+  RunningDaemon daemon(sumDaemon("client_errors"));
+  Client client(optionsFor());
+  try {
+    client.call("client_errors", "1,x");
+    FAIL() << "no error";
+  } catch (const CallError& e) {
+    EXPECT_EQ(e.status(), CallStatus::kRemoteError);
+    EXPECT_EQ(e.errorCode(), "invalid_argument");
+    EXPECT_EQ(std::string(e.what()), "second field is not an integer: 'x'");
+  }
+  EXPECT_EQ(client.call("client_errors", "2,3").body, "5");
+}
+
+TEST(Client, FailsAtOnceForAQueueThatDoesNotExist) {
+  Client client(optionsFor());
+  const auto started = Clock::now();
+  try {
+    client.call("no_such_queue", "1,2", within(20s));
+    FAIL() << "no error";
+  } catch (const CallError& e) {
+    EXPECT_EQ(e.status(), CallStatus::kNoRoute);
+    EXPECT_NE(std::string(e.what()).find("no queue 'no_such_queue'"), std::string::npos)
+        << e.what();
+  }
+  // Long before the 20 s timeout: the broker returned the request.
+  EXPECT_LT(Clock::now() - started, 10s);
+}
+
+TEST(Client, TimesOutACallNobodyAnswersAndTheBrokerDropsTheRequest) {
+  TestClient admin(broker().port());
+  admin.declareQueue("client_idle");
+  Client client(optionsFor());
+  const auto started = Clock::now();
+  try {
+    client.call("client_idle", "1,2", within(500ms));
+    FAIL() << "no timeout";
+  } catch (const CallError& e) {
+    EXPECT_EQ(e.status(), CallStatus::kTimeout);
+  }
+  const auto waited = Clock::now() - started;
+  EXPECT_GE(waited, 500ms);
+  EXPECT_LT(waited, 5s) << "the timeout fired far too late";
+  EXPECT_EQ(client.stats().timeouts, 1u);
+  // The request carried expiration = its timeout: a consumer arriving now
+  // never sees it.
+  RunningDaemon daemon(sumDaemon("client_idle", 1));
+  EXPECT_EQ(client.call("client_idle", "2,2").body, "4");
+  EXPECT_EQ(daemon.counters("client_idle").received.load(), 1u)
+      << "the expired request was delivered";
+  admin.deleteQueue("client_idle");
+}
+
+TEST(Client, DropsAndCountsAReplyThatArrivesAfterItsTimeout) {
+  Gate gate;
+  RunningDaemon daemon(
+      daemonYaml(broker().port(),
+                 "  - name: client_late\n    handler: gate\n    consumers: 1\n" + gate.options(),
+                 "", WARREN_FIXTURE_PLUGIN_DIR));
+  Client client(optionsFor());
+  auto late = client.callAsync("client_late", "slow", within(300ms));
+  ASSERT_TRUE(gate.waitEntered(10s));
+  try {
+    late.get();
+    FAIL() << "no timeout";
+  } catch (const CallError& e) {
+    EXPECT_EQ(e.status(), CallStatus::kTimeout);
+  }
+  gate.open();
+  // The next call's reply comes after the late one on the same reply queue.
+  EXPECT_EQ(client.call("client_late", "echo:next").body, "echo:next");
+  EXPECT_EQ(client.stats().late_replies, 1u);
+}
+
+TEST(Client, FailsCallsInFlightWhenTheBrokerGoesAndSucceedsAfterItReturns) {
+  struct BrokerBack {
+    ~BrokerBack() {
+      if (!broker().running()) broker().start();
+    }
+  } broker_back;
+  Gate gate;
+  RunningDaemon daemon(
+      daemonYaml(broker().port(),
+                 "  - name: client_restart\n    handler: gate\n    consumers: 1\n" + gate.options(),
+                 "", WARREN_FIXTURE_PLUGIN_DIR));
+  Client client(optionsFor());
+  auto in_flight = client.callAsync("client_restart", "held");
+  ASSERT_TRUE(gate.waitEntered(10s));
+  broker().kill();
+  try {
+    in_flight.get();
+    FAIL() << "the call in flight did not fail";
+  } catch (const CallError& e) {
+    EXPECT_EQ(e.status(), CallStatus::kConnectionLost) << e.what();
+  }
+  gate.open();  // the handler finishes; its reply belongs to a dead session
+  try {
+    client.call("client_restart", "echo:down");
+    FAIL() << "a call without a broker succeeded";
+  } catch (const CallError& e) {
+    EXPECT_EQ(e.status(), CallStatus::kNotConnected) << e.what();
+  }
+  broker().start();
+  ASSERT_TRUE(daemon.log().waitFor("consuming again after", 30s));
+  EXPECT_EQ(client.call("client_restart", "echo:back").body, "echo:back");
+  EXPECT_EQ(client.stats().connects, 2u);
+}
+
+}  // namespace
+}  // namespace warren::test
