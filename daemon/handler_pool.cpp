@@ -3,10 +3,10 @@
 namespace warren {
 
 HandlerPool::HandlerPool(std::shared_ptr<const PluginInstance> handler, int threads,
-                         std::shared_ptr<CompletionQueue> completions)
+                         CompletionSink sink)
     : state_(std::make_shared<State>()) {
   state_->handler = std::move(handler);
-  state_->completions = std::move(completions);
+  state_->sink = std::move(sink);
   threads_.reserve(static_cast<std::size_t>(threads));
   for (int i = 0; i < threads; ++i) threads_.emplace_back(&HandlerPool::work, state_);
 }
@@ -92,7 +92,7 @@ void HandlerPool::work(const std::shared_ptr<State>& state) {
     completion.reply_to = std::move(job.message.reply_to);
     completion.correlation_id = std::move(job.message.correlation_id);
     state->handler->handle(request, completion.reply);
-    state->completions->push(std::move(completion));
+    state->sink(std::move(completion));
     {
       std::lock_guard lock(state->mutex);
       --state->running;

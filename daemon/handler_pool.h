@@ -1,21 +1,20 @@
-// Handler threads of one queue, and the way their results get back to the
-// queue's I/O thread.
+// Handler threads of one queue.
 //
-// The I/O thread owns the connection and never runs a handler: it submits a
-// Job here and goes on servicing the socket (heartbeats included). A worker
-// runs the plugin and pushes a Completion, which wakes the I/O thread through
-// an eventfd; the I/O thread publishes the reply and acks.
+// The I/O thread never runs a handler: it submits a Job here and goes on
+// servicing the socket (heartbeats included). A worker runs the plugin and
+// hands the Completion to the pool's sink, which publishes the reply
+// (see live_session.h).
 #pragma once
 
 #include "delivery_assembler.h"
 #include "handler_reply.h"
-#include "mailbox.h"
 #include "plugin_instance.h"
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -37,12 +36,14 @@ struct Completion {
   HandlerReply reply;
 };
 
-using CompletionQueue = Mailbox<Completion>;
+// Receives each finished request, on the worker thread that ran it.
+using CompletionSink = std::function<void(Completion&&)>;
 
 class HandlerPool {
  public:
-  HandlerPool(std::shared_ptr<const PluginInstance> handler, int threads,
-              std::shared_ptr<CompletionQueue> completions);
+  // `sink` may be called after the pool is gone (a handler that overran the
+  // drain timeout): it must own what it uses.
+  HandlerPool(std::shared_ptr<const PluginInstance> handler, int threads, CompletionSink sink);
   // Joins the workers if they are idle; otherwise leaves them running
   // detached (see abandon()).
   ~HandlerPool();
@@ -63,7 +64,7 @@ class HandlerPool {
  private:
   struct State {
     std::shared_ptr<const PluginInstance> handler;
-    std::shared_ptr<CompletionQueue> completions;
+    CompletionSink sink;
     mutable std::mutex mutex;
     std::condition_variable work_ready;
     std::condition_variable idle;

@@ -33,6 +33,31 @@ std::chrono::milliseconds pollInterval(std::chrono::seconds heartbeat) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(heartbeat) / 4;
 }
 
+// Lends the connection to the handler threads for as long as it serves, so
+// they never touch one that is closing or gone.
+class AttachedSession {
+ public:
+  AttachedSession(LiveSession& live, AmqpConnection& connection, std::uint64_t session)
+      : live_(live) {
+    std::lock_guard lock(live_.mutex());
+    live_.attach(&connection, session);
+  }
+  ~AttachedSession() { detach(); }
+  AttachedSession(const AttachedSession&) = delete;
+  AttachedSession& operator=(const AttachedSession&) = delete;
+
+  void detach() noexcept {
+    if (!attached_) return;
+    std::lock_guard lock(live_.mutex());
+    live_.detach();
+    attached_ = false;
+  }
+
+ private:
+  LiveSession& live_;
+  bool attached_ = true;
+};
+
 }  // namespace
 
 QueueService::QueueService(QueueConfig queue, BrokerSettings broker,
@@ -43,8 +68,9 @@ QueueService::QueueService(QueueConfig queue, BrokerSettings broker,
       broker_(std::move(broker)),
       drain_timeout_(drain_timeout),
       logger_(std::move(logger)),
-      completions_(std::make_shared<CompletionQueue>()),
-      pool_(std::move(handler), queue_.consumers, completions_),
+      live_(std::make_shared<LiveSession>(logger_)),
+      pool_(std::move(handler), queue_.consumers,
+            [live = live_](Completion&& completion) { live->answer(completion); }),
       assembler_(queue_.max_body_bytes) {}
 
 QueueService::~QueueService() {
@@ -60,7 +86,7 @@ void QueueService::requestStop() noexcept {
     stop_requested_ = true;
   }
   state_changed_.notify_all();
-  completions_->wake();
+  live_->events().wake();
 }
 
 void QueueService::join() {
@@ -101,7 +127,6 @@ void QueueService::run() {
     ++session;
     pool_.setSession(session);
     assembler_.reset();
-    in_flight_ = 0;
     std::string failure;
     bool misconfigured = false;  // the broker refuses what the config asks for
     bool was_consuming = false;
@@ -126,14 +151,17 @@ void QueueService::run() {
       setConsuming(true);
       was_consuming = true;
       SessionEnd end{};
+      AttachedSession attached(*live_, connection, session);
       try {
         end = serve(connection, session);
       } catch (const AmqpError& e) {
+        attached.detach();
         // The connection itself is fine after a channel or consumer loss:
         // close it politely so the broker requeues at once, without warnings.
         if (e.scope() == AmqpError::Scope::kChannel) connection.close();
         throw;
       }
+      attached.detach();
       setConsuming(false);
       if (end == SessionEnd::kDrainTimedOut) {
         abandoned_ = true;
@@ -163,7 +191,7 @@ void QueueService::run() {
     if (stop_requested_) break;
     if (was_consuming) {
       outage_started = Clock::now();
-      ++counters_.sessions_lost;
+      ++live_->counters().sessions_lost;
       if (!misconfigured) failure = "connection lost: " + failure;
     }
     const auto delay = backoff.next();
@@ -191,34 +219,39 @@ QueueService::SessionEnd QueueService::serve(AmqpConnection& connection, std::ui
   const auto heartbeat = connection.heartbeat();
   const auto interval = pollInterval(heartbeat);
   auto last_inbound = Clock::now();
-  std::vector<Completion> completed;  // reused: no allocation per turn
+  std::vector<std::string> failures;  // reused: no allocation per turn
   bool draining = false;
   auto drain_deadline = Clock::time_point::max();
 
   for (;;) {
-    completions_->drainInto(completed);
-    for (const Completion& completion : completed) {
-      if (completion.session != session) {
-        ++counters_.stale;
-        continue;
+    {
+      std::lock_guard lock(live_->mutex());
+      live_->events().drainInto(failures);
+      if (!failures.empty()) {
+        throw AmqpError(AmqpError::Scope::kConnection, 0, "publishing a reply: " + failures[0]);
       }
-      publishReply(connection, completion);
-      --in_flight_;
+      if (stop_requested_ && !draining) {
+        draining = true;
+        drain_deadline = Clock::now() + drain_timeout_;
+        live_->startDraining();
+        beginDrain(connection);
+      }
+      if (draining && live_->inFlight() == 0) return SessionEnd::kDrained;
+      if (draining && Clock::now() >= drain_deadline) return SessionEnd::kDrainTimedOut;
     }
 
-    if (stop_requested_ && !draining) {
-      draining = true;
-      drain_deadline = Clock::now() + drain_timeout_;
-      beginDrain(connection);
-    }
-    if (draining && in_flight_ == 0) return SessionEnd::kDrained;
-    if (draining && Clock::now() >= drain_deadline) return SessionEnd::kDrainTimedOut;
-
-    for (int i = 0; i < kFramesPerTurn; ++i) {
+    // One frame per lock: a handler thread waiting to publish its reply gets
+    // the connection between two frames, not after a whole burst.
+    bool more = true;
+    for (int i = 0; i < kFramesPerTurn && more; ++i) {
+      std::lock_guard lock(live_->mutex());
       amqp_frame_t frame;
       timeval no_wait{0, 0};
       const int status = amqp_simple_wait_frame_noblock(connection.raw(), &frame, &no_wait);
-      if (status == AMQP_STATUS_TIMEOUT) break;
+      if (status == AMQP_STATUS_TIMEOUT) {
+        more = false;  // nothing buffered, nothing on the socket: poll() next
+        break;
+      }
       if (status != AMQP_STATUS_OK) {
         throw AmqpError(AmqpError::Scope::kConnection, 0,
                         std::string("reading from the broker: ") + amqp_error_string2(status));
@@ -226,19 +259,17 @@ QueueService::SessionEnd QueueService::serve(AmqpConnection& connection, std::ui
       last_inbound = Clock::now();
       handleFrame(connection, frame, session, draining);
       amqp_maybe_release_buffers(connection.raw());
+      more = amqp_frames_enqueued(connection.raw()) || amqp_data_in_buffer(connection.raw());
     }
 
     // rabbitmq-c only notices missing broker heartbeats inside a blocking
     // wait, which this loop never makes: watch for them here.
-    const auto now = Clock::now();
-    if (heartbeat.count() > 0 && now - last_inbound > 2 * heartbeat) {
-      throw AmqpError(
-          AmqpError::Scope::kConnection, 0,
-          "no heartbeat from the broker for " + std::to_string(2 * heartbeat.count()) + " s");
+    if (heartbeat.count() > 0 && Clock::now() - last_inbound > 2 * heartbeat) {
+      throw AmqpError(AmqpError::Scope::kConnection, 0,
+                      "no heartbeat from the broker for " +
+                          std::to_string(2 * heartbeat.count()) + " s");
     }
-    if (amqp_frames_enqueued(connection.raw()) || amqp_data_in_buffer(connection.raw())) {
-      continue;
-    }
+    if (more) continue;
 
     auto timeout = interval;
     if (draining) {
@@ -247,7 +278,7 @@ QueueService::SessionEnd QueueService::serve(AmqpConnection& connection, std::ui
       timeout = std::clamp(left, std::chrono::milliseconds(0), timeout);
     }
     std::array<pollfd, 2> fds{pollfd{connection.fd(), POLLIN, 0},
-                              pollfd{completions_->fd(), POLLIN, 0}};
+                              pollfd{live_->events().fd(), POLLIN, 0}};
     const int ready = ::poll(fds.data(), fds.size(), static_cast<int>(timeout.count()));
     if (ready < 0 && errno != EINTR) {
       throw AmqpError(AmqpError::Scope::kConnection, 0, "poll failed");
@@ -257,8 +288,8 @@ QueueService::SessionEnd QueueService::serve(AmqpConnection& connection, std::ui
 }
 
 void QueueService::beginDrain(AmqpConnection& connection) {
-  logger_->info("draining: no new requests, waiting for {} in flight (up to {} ms)", in_flight_,
-                drain_timeout_.count());
+  logger_->info("draining: no new requests, waiting for {} in flight (up to {} ms)",
+                live_->inFlight(), drain_timeout_.count());
   for (std::size_t i = 0; i < consumer_tags_.size(); ++i) {
     connection.cancel(static_cast<amqp_channel_t>(i + 1), consumer_tags_[i]);
   }
@@ -266,8 +297,8 @@ void QueueService::beginDrain(AmqpConnection& connection) {
   // another consumer (or this daemon's next start) to answer.
   for (Job& job : pool_.takeQueued()) {
     connection.reject(job.message.channel, job.message.delivery_tag, /*requeue=*/true);
-    ++counters_.requeued;
-    --in_flight_;
+    ++live_->counters().requeued;
+    live_->removeInFlight();
   }
 }
 
@@ -314,7 +345,7 @@ void QueueService::handleFrame(AmqpConnection& connection, const amqp_frame_t& f
     }
     case AMQP_CONNECTION_BLOCKED_METHOD: {
       const auto* blocked = static_cast<const amqp_connection_blocked_t*>(method.decoded);
-      ++counters_.blocked;
+      ++live_->counters().blocked;
       logger_->warn(
           "the broker blocks publishing on this connection: {}",
           std::string_view(static_cast<const char*>(blocked->reason.bytes), blocked->reason.len));
@@ -333,7 +364,7 @@ void QueueService::handleMessage(AmqpConnection& connection, InboundMessage mess
                                  std::uint64_t session, bool draining) {
   if (message.kind == InboundMessage::Kind::kReturn) {
     if (isDirectReplyTo(message.routing_key)) return;  // delivered all the same
-    ++counters_.returned;
+    ++live_->counters().returned;
     logger_->warn(
         "reply to '{}' (correlation_id '{}') was not routed: {} {}; the caller's "
         "reply queue is gone",
@@ -341,23 +372,23 @@ void QueueService::handleMessage(AmqpConnection& connection, InboundMessage mess
     return;
   }
 
-  ++counters_.received;
+  ++live_->counters().received;
   const amqp_channel_t channel = message.channel;
   const std::uint64_t tag = message.delivery_tag;
   if (draining) {
     connection.reject(channel, tag, /*requeue=*/true);
-    ++counters_.requeued;
+    ++live_->counters().requeued;
     return;
   }
   if (!message.has_reply_to) {
-    ++counters_.missing_reply_to;
+    ++live_->counters().missing_reply_to;
     logger_->warn("request without reply_to (correlation_id '{}', {} bytes): acked, no reply",
                   message.correlation_id, message.body_size);
     connection.ack(channel, tag);
     return;
   }
   if (message.body_too_large) {
-    ++counters_.too_large;
+    ++live_->counters().too_large;
     logger_->warn("request of {} bytes exceeds max_body_bytes ({}): error reply", message.body_size,
                   queue_.max_body_bytes);
     Completion refusal;
@@ -369,31 +400,11 @@ void QueueService::handleMessage(AmqpConnection& connection, InboundMessage mess
                                        "request body of " + std::to_string(message.body_size) +
                                            " bytes exceeds the limit of " +
                                            std::to_string(queue_.max_body_bytes) + " bytes"};
-    publishReply(connection, refusal);
+    live_->publishReply(connection, refusal);
     return;
   }
-  ++in_flight_;
+  live_->addInFlight();
   pool_.submit(Job{session, std::move(message)});
-}
-
-void QueueService::publishReply(AmqpConnection& connection, const Completion& completion) {
-  const ReplyProperties properties(completion.correlation_id, completion.reply);
-  const HandlerReply& reply = completion.reply;
-  const std::string error_body = reply.error ? errorReplyBody(*reply.error) : std::string();
-  // Reply first, then ack, on the same channel: AMQP keeps their order, so a
-  // channel lost in between means the request is redelivered and answered
-  // again, never acked unanswered.
-  connection.publish(completion.channel, completion.reply_to, properties.get(),
-                     reply.error ? std::string_view(error_body) : std::string_view(reply.body),
-                     /*mandatory=*/!isDirectReplyTo(completion.reply_to));
-  connection.ack(completion.channel, completion.delivery_tag);
-  if (reply.error) {
-    ++counters_.replied_error;
-    logger_->debug("error reply {} to '{}': {}", errorCodeName(reply.error->code),
-                   completion.reply_to, reply.error->message);
-  } else {
-    ++counters_.replied;
-  }
 }
 
 }  // namespace warren

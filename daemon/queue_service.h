@@ -1,9 +1,10 @@
 // Serves one configured queue: one connection, one I/O thread, N channels
 // consuming with prefetch P, and a pool of N handler threads.
 //
-// The I/O thread makes every rabbitmq-c call for its connection. It never
-// blocks on anything but poll(), which it leaves at least every heartbeat/4,
-// so heartbeats flow however long a handler takes. When the connection, a
+// The I/O thread reads every frame and manages the session; handler threads
+// publish their own replies through LiveSession, under its mutex. The I/O
+// thread never blocks on anything but poll(), which it leaves at least every
+// heartbeat/4, so heartbeats flow however long a handler takes. When the connection, a
 // channel or the consumer is lost it starts a new session after a capped,
 // jittered backoff; deliveries of the lost session are redelivered by the
 // broker and answered again.
@@ -15,6 +16,7 @@
 #include "config.h"
 #include "delivery_assembler.h"
 #include "handler_pool.h"
+#include "live_session.h"
 #include "plugin_instance.h"
 
 #include <spdlog/logger.h>
@@ -30,21 +32,6 @@
 #include <vector>
 
 namespace warren {
-
-// What happened on a queue since start. Written by its I/O thread, readable
-// from anywhere.
-struct QueueCounters {
-  std::atomic<std::uint64_t> received{0};          // deliveries
-  std::atomic<std::uint64_t> replied{0};           // success replies published and acked
-  std::atomic<std::uint64_t> replied_error{0};     // error replies published and acked
-  std::atomic<std::uint64_t> missing_reply_to{0};  // acked without a reply
-  std::atomic<std::uint64_t> too_large{0};         // answered "too_large" unread
-  std::atomic<std::uint64_t> returned{0};          // replies the broker could not route
-  std::atomic<std::uint64_t> stale{0};             // results of a lost session, dropped
-  std::atomic<std::uint64_t> requeued{0};          // handed back at shutdown
-  std::atomic<std::uint64_t> sessions_lost{0};     // connection/channel/consumer losses
-  std::atomic<std::uint64_t> blocked{0};           // connection.blocked notifications
-};
 
 struct BrokerSettings {
   BrokerAddress address;
@@ -74,7 +61,7 @@ class QueueService {
   // True after join() when handlers were still running at the drain deadline.
   bool abandonedHandlers() const noexcept { return abandoned_.load(); }
 
-  const QueueCounters& counters() const noexcept { return counters_; }
+  const QueueCounters& counters() const noexcept { return live_->counters(); }
   const QueueConfig& config() const noexcept { return queue_; }
 
  private:
@@ -87,7 +74,6 @@ class QueueService {
                    bool draining);
   void handleMessage(AmqpConnection& connection, InboundMessage message, std::uint64_t session,
                      bool draining);
-  void publishReply(AmqpConnection& connection, const Completion& completion);
   void beginDrain(AmqpConnection& connection);
   void setConsuming(bool consuming);
   // Sleeps for the backoff delay unless a stop is requested first.
@@ -99,13 +85,11 @@ class QueueService {
   BrokerSettings broker_;
   std::chrono::milliseconds drain_timeout_;
   std::shared_ptr<spdlog::logger> logger_;
-  std::shared_ptr<CompletionQueue> completions_;
+  std::shared_ptr<LiveSession> live_;
   HandlerPool pool_;
   DeliveryAssembler assembler_;
-  QueueCounters counters_;
 
   std::vector<std::string> consumer_tags_;  // index = channel - 1
-  int in_flight_ = 0;  // delivered to a handler, not yet answered (I/O thread only)
 
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> abandoned_{false};
