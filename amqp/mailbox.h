@@ -24,14 +24,21 @@ class Mailbox {
   Mailbox(const Mailbox&) = delete;
   Mailbox& operator=(const Mailbox&) = delete;
 
-  void push(T item) {
+  // `wake` false: the consumer itself is pushing and will drain before it
+  // sleeps, so the eventfd write (a syscall) is saved.
+  void push(T item, bool wake_consumer = true) {
     bool was_empty = false;
     {
       std::lock_guard lock(mutex_);
       was_empty = items_.empty();
       items_.push_back(std::move(item));
     }
-    if (was_empty) wake();
+    if (was_empty && wake_consumer) wake();
+  }
+
+  bool empty() {
+    std::lock_guard lock(mutex_);
+    return items_.empty();
   }
 
   // Everything pushed so far, in order. Swaps into `out` (cleared first) so

@@ -175,8 +175,12 @@ void Client::Impl::submit(std::string_view queue, std::string_view body, const C
                           Done done) {
   ++calls_;
   const auto timeout = options.timeout.value_or(options_.default_timeout);
+  // From a callback (the I/O thread itself), skip the wake-up: run() drains
+  // again before it sleeps.
+  const bool from_io_thread = onIoThread();
   submissions_.push(Submission{std::string(queue), std::string(body), options.content_type,
-                               Clock::now() + timeout, std::move(done)});
+                               Clock::now() + timeout, std::move(done)},
+                    /*wake_consumer=*/!from_io_thread);
 }
 
 ClientStats Client::Impl::stats() const {
@@ -275,6 +279,8 @@ void Client::Impl::serveTurn(std::vector<Submission>& batch) {
       return;
     }
   }
+  // Calls submitted by callbacks during this turn are sent before sleeping.
+  if (!submissions_.empty()) return;
   if (const auto next = pending_.nextDeadline()) {
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(*next - now);
     timeout = std::clamp(left, std::chrono::milliseconds(0), timeout);
