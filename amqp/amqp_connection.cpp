@@ -136,6 +136,22 @@ std::chrono::seconds AmqpConnection::heartbeat() const noexcept {
   return std::chrono::seconds(amqp_get_heartbeat(state_));
 }
 
+bool AmqpConnection::readFrameNoWait(amqp_frame_t& frame) {
+  timeval no_wait{0, 0};
+  const int status = amqp_simple_wait_frame_noblock(state_, &frame, &no_wait);
+  if (status == AMQP_STATUS_TIMEOUT) return false;
+  if (status != AMQP_STATUS_OK) {
+    closed_ = true;
+    throw AmqpError(AmqpError::Scope::kConnection, 0,
+                    libraryError("reading from the broker", status));
+  }
+  return true;
+}
+
+bool AmqpConnection::hasBufferedInput() const noexcept {
+  return amqp_frames_enqueued(state_) != 0 || amqp_data_in_buffer(state_) != 0;
+}
+
 void AmqpConnection::openChannel(amqp_channel_t channel) {
   amqp_channel_open(state_, channel);
   check(amqp_get_rpc_reply(state_), "channel.open", channel);

@@ -67,6 +67,13 @@ class AmqpConnection {
   // Heartbeat negotiated with the broker; zero when off.
   std::chrono::seconds heartbeat() const noexcept;
 
+  // The next frame, if one is buffered or on the socket now; false when
+  // there is none. Never blocks (heartbeats due are sent on the way).
+  // Throws AmqpError when the connection failed.
+  bool readFrameNoWait(amqp_frame_t& frame);
+  // True when a frame can be read without touching the socket.
+  bool hasBufferedInput() const noexcept;
+
   void openChannel(amqp_channel_t channel);
   void setPrefetch(amqp_channel_t channel, std::uint16_t prefetch);
   void declareQueue(amqp_channel_t channel, const QueueDeclaration& queue);

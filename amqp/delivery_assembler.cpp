@@ -88,6 +88,20 @@ void DeliveryAssembler::beginReturn(amqp_channel_t channel, const amqp_basic_ret
   pending.message.routing_key = copyOf(returned.routing_key);
 }
 
+bool DeliveryAssembler::beginIfContentMethod(const amqp_frame_t& frame) {
+  if (frame.frame_type != AMQP_FRAME_METHOD) return false;
+  const amqp_method_t& method = frame.payload.method;
+  if (method.id == AMQP_BASIC_DELIVER_METHOD) {
+    beginDelivery(frame.channel, *static_cast<const amqp_basic_deliver_t*>(method.decoded));
+    return true;
+  }
+  if (method.id == AMQP_BASIC_RETURN_METHOD) {
+    beginReturn(frame.channel, *static_cast<const amqp_basic_return_t*>(method.decoded));
+    return true;
+  }
+  return false;
+}
+
 std::optional<InboundMessage> DeliveryAssembler::feed(const amqp_frame_t& frame) {
   Pending& pending = slot(frame.channel);
   if (!pending.active) {

@@ -48,6 +48,9 @@ class DeliveryAssembler {
   // A content-bearing method arrived on `channel`.
   void beginDelivery(amqp_channel_t channel, const amqp_basic_deliver_t& deliver);
   void beginReturn(amqp_channel_t channel, const amqp_basic_return_t& returned);
+  // Starts a message when `frame` is basic.deliver or basic.return; false
+  // for every other frame, which the caller handles.
+  bool beginIfContentMethod(const amqp_frame_t& frame);
 
   // Feeds a content header or body frame. Returns the message once its last
   // byte is in. Throws std::runtime_error on frames that break AMQP's

@@ -250,13 +250,7 @@ void Client::Impl::serveTurn(std::vector<Submission>& batch) {
   if (connection_) {
     for (int i = 0; i < kFramesPerTurn; ++i) {
       amqp_frame_t frame;
-      timeval no_wait{0, 0};
-      const int status = amqp_simple_wait_frame_noblock(connection_->raw(), &frame, &no_wait);
-      if (status == AMQP_STATUS_TIMEOUT) break;
-      if (status != AMQP_STATUS_OK) {
-        throw AmqpError(AmqpError::Scope::kConnection, 0,
-                        std::string("reading from the broker: ") + amqp_error_string2(status));
-      }
+      if (!connection_->readFrameNoWait(frame)) break;
       last_inbound_ = Clock::now();
       handleFrame(frame);
       amqp_maybe_release_buffers(connection_->raw());
@@ -275,9 +269,7 @@ void Client::Impl::serveTurn(std::vector<Submission>& batch) {
       }
       timeout = std::chrono::duration_cast<std::chrono::milliseconds>(heartbeat) / 4;
     }
-    if (amqp_frames_enqueued(connection_->raw()) || amqp_data_in_buffer(connection_->raw())) {
-      return;
-    }
+    if (connection_->hasBufferedInput()) return;
   }
   // Calls submitted by callbacks during this turn are sent before sleeping.
   if (!submissions_.empty()) return;
@@ -329,17 +321,10 @@ void Client::Impl::handleFrame(const amqp_frame_t& frame) {
     if (auto message = assembler_.feed(frame)) handleMessage(std::move(*message));
     return;
   }
+  if (assembler_.beginIfContentMethod(frame)) return;
   if (frame.frame_type != AMQP_FRAME_METHOD) return;
   const amqp_method_t& method = frame.payload.method;
   switch (method.id) {
-    case AMQP_BASIC_DELIVER_METHOD:
-      assembler_.beginDelivery(frame.channel,
-                               *static_cast<const amqp_basic_deliver_t*>(method.decoded));
-      return;
-    case AMQP_BASIC_RETURN_METHOD:
-      assembler_.beginReturn(frame.channel,
-                             *static_cast<const amqp_basic_return_t*>(method.decoded));
-      return;
     case AMQP_CHANNEL_CLOSE_METHOD: {
       const std::string detail = describeBrokerClose(method);
       connection_->confirmChannelClose(frame.channel);

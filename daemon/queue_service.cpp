@@ -246,28 +246,22 @@ QueueService::SessionEnd QueueService::serve(AmqpConnection& connection, std::ui
     for (int i = 0; i < kFramesPerTurn && more; ++i) {
       std::lock_guard lock(live_->mutex());
       amqp_frame_t frame;
-      timeval no_wait{0, 0};
-      const int status = amqp_simple_wait_frame_noblock(connection.raw(), &frame, &no_wait);
-      if (status == AMQP_STATUS_TIMEOUT) {
+      if (!connection.readFrameNoWait(frame)) {
         more = false;  // nothing buffered, nothing on the socket: poll() next
         break;
-      }
-      if (status != AMQP_STATUS_OK) {
-        throw AmqpError(AmqpError::Scope::kConnection, 0,
-                        std::string("reading from the broker: ") + amqp_error_string2(status));
       }
       last_inbound = Clock::now();
       handleFrame(connection, frame, session, draining);
       amqp_maybe_release_buffers(connection.raw());
-      more = amqp_frames_enqueued(connection.raw()) || amqp_data_in_buffer(connection.raw());
+      more = connection.hasBufferedInput();
     }
 
     // rabbitmq-c only notices missing broker heartbeats inside a blocking
     // wait, which this loop never makes: watch for them here.
     if (heartbeat.count() > 0 && Clock::now() - last_inbound > 2 * heartbeat) {
-      throw AmqpError(AmqpError::Scope::kConnection, 0,
-                      "no heartbeat from the broker for " +
-                          std::to_string(2 * heartbeat.count()) + " s");
+      throw AmqpError(
+          AmqpError::Scope::kConnection, 0,
+          "no heartbeat from the broker for " + std::to_string(2 * heartbeat.count()) + " s");
     }
     if (more) continue;
 
@@ -310,18 +304,11 @@ void QueueService::handleFrame(AmqpConnection& connection, const amqp_frame_t& f
     }
     return;
   }
+  if (assembler_.beginIfContentMethod(frame)) return;
   if (frame.frame_type != AMQP_FRAME_METHOD) return;  // heartbeats are the library's
 
   const amqp_method_t& method = frame.payload.method;
   switch (method.id) {
-    case AMQP_BASIC_DELIVER_METHOD:
-      assembler_.beginDelivery(frame.channel,
-                               *static_cast<const amqp_basic_deliver_t*>(method.decoded));
-      return;
-    case AMQP_BASIC_RETURN_METHOD:
-      assembler_.beginReturn(frame.channel,
-                             *static_cast<const amqp_basic_return_t*>(method.decoded));
-      return;
     case AMQP_BASIC_CANCEL_METHOD:
       // consumer_cancel_notify: the queue was deleted (or the node holding
       // it went away). Consuming again needs a new session, which re-declares.
