@@ -33,11 +33,7 @@
 
 namespace {
 
-#ifdef WARREN_VERSION
-constexpr const char* kVersion = "warren-bench " WARREN_VERSION;
-#else
-constexpr const char* kVersion = "warren-bench";
-#endif
+constexpr const char* kVersion = "warren-bench " WARREN_VERSION;  // from CMake
 
 constexpr int kExitOk = 0;
 constexpr int kExitFailures = 1;

@@ -29,11 +29,7 @@
 
 namespace {
 
-#ifdef WARREN_VERSION
-constexpr const char* kVersion = "warren-call " WARREN_VERSION;
-#else
-constexpr const char* kVersion = "warren-call";
-#endif
+constexpr const char* kVersion = "warren-call " WARREN_VERSION;  // from CMake
 
 // Exit codes; when several kinds of failure occur, the highest wins.
 constexpr int kExitOk = 0;

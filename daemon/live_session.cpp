@@ -5,16 +5,6 @@
 #include <string_view>
 
 namespace warren {
-namespace {
-
-// RabbitMQ's direct reply-to pseudo queue: mandatory makes no sense there
-// (the broker returns the reply although it delivered it).
-bool isDirectReplyTo(std::string_view reply_to) {
-  return reply_to.rfind("amq.rabbitmq.reply-to", 0) == 0;
-}
-
-}  // namespace
-
 void LiveSession::attach(AmqpConnection* connection, std::uint64_t session) noexcept {
   connection_ = connection;
   session_ = session;

@@ -18,12 +18,6 @@ using Clock = std::chrono::steady_clock;
 // deliveries cannot starve the replies.
 constexpr int kFramesPerTurn = 64;
 
-// RabbitMQ's direct reply-to pseudo queue: mandatory makes no sense there
-// (the broker returns the reply although it delivered it).
-bool isDirectReplyTo(std::string_view reply_to) {
-  return reply_to.rfind("amq.rabbitmq.reply-to", 0) == 0;
-}
-
 // Log the 1st, 2nd, 4th, 8th... failure in a row, so a long outage costs a
 // few lines, not one per attempt.
 bool worthLogging(std::uint32_t attempt) { return (attempt & (attempt - 1)) == 0; }

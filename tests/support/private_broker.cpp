@@ -34,7 +34,8 @@ std::string runCommand(const std::string& command) {
   if (pipe == nullptr) throw std::runtime_error("cannot run: " + command);
   std::array<char, 4096> buffer{};
   std::size_t n = 0;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) output.append(buffer.data(), n);
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
+    output.append(buffer.data(), n);
   const int status = ::pclose(pipe);
   if (status != 0) {
     throw std::runtime_error("command failed (status " + std::to_string(status) + "): " + command +
@@ -109,11 +110,9 @@ void PrivateBroker::stop() {
 
 void PrivateBroker::kill() {
   if (!running_) return;
-  runCommand("kill -9 $(cat " + quoted((dir_ / "node.pid").string()) + ")");
-  // The node is gone when its listener is.
-  for (int i = 0; i < 100 && portInUse(port_); ++i) {
-    runCommand("sleep 0.1");
-  }
+  // tail --pid returns when that process exits: an event, bounded by timeout.
+  const std::string pid = "$(cat " + quoted((dir_ / "node.pid").string()) + ")";
+  runCommand("pid=" + pid + "; kill -9 $pid && timeout 30 tail --pid=$pid -f /dev/null");
   running_ = false;
 }
 
