@@ -1,0 +1,60 @@
+# What `cmake --install` puts where (folders: cmake/warrenInstallDirs.cmake).
+# Included at the end of the top-level CMakeLists.txt, once every target exists.
+#
+# Components, one .deb each (packaging/CMakeLists.txt):
+#   runtime  warrend, warren-call, warren-bench, the plugins, warren.yaml,
+#            warrend.service, the documentation
+#   dev      the plugin SDK: include/warren/plugin.h, plugin.hpp and the CMake
+#            package config, so that find_package(warren) works
+include_guard(GLOBAL)
+include(CMakePackageConfigHelpers)
+
+install(TARGETS warrend warren-call warren-bench RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
+        COMPONENT runtime)
+# plugins/upper installs itself, as an out-of-tree plugin would.
+install(TARGETS warren_plugin_sum LIBRARY DESTINATION ${WARREN_INSTALL_PLUGINDIR}
+        COMPONENT runtime)
+
+# warren.yaml and warrend.service: their destination depends on the prefix
+# given at install time (see cmake/warrenInstallDirs.cmake).
+install(CODE "
+  set(WARREN_SOURCE_DIR \"${PROJECT_SOURCE_DIR}\")
+  set(WARREN_BINARY_DIR \"${PROJECT_BINARY_DIR}\")
+  set(WARREN_SYSCONFDIR \"${WARREN_INSTALL_SYSCONFDIR}\")
+  set(WARREN_UNITDIR \"${WARREN_INSTALL_UNITDIR}\")
+  set(WARREN_PLUGINDIR \"${WARREN_INSTALL_PLUGINDIR}\")
+  set(WARREN_BINDIR \"${CMAKE_INSTALL_BINDIR}\")
+  include(\"${PROJECT_SOURCE_DIR}/cmake/warrenInstallSystemFiles.cmake\")"
+        COMPONENT runtime)
+
+file(GLOB warren_docs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/docs/*.md)
+install(FILES ${PROJECT_SOURCE_DIR}/README.md ${warren_docs} DESTINATION ${CMAKE_INSTALL_DOCDIR}
+        COMPONENT runtime)
+
+# The plugin SDK. The client library (include/warren/client.hpp) is not
+# installed: it is a static library built on warren_amqp, which would have to
+# be installed and exported with it.
+install(FILES ${PROJECT_SOURCE_DIR}/include/warren/plugin.h
+              ${PROJECT_SOURCE_DIR}/include/warren/plugin.hpp
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/warren COMPONENT dev)
+
+# The plugin ABI version, read from the header so that it cannot drift.
+file(STRINGS ${PROJECT_SOURCE_DIR}/include/warren/plugin.h warren_abi_lines
+     REGEX "^#define WARREN_PLUGIN_ABI_(MAJOR|MINOR) [0-9]+$")
+string(REGEX REPLACE ".*MAJOR ([0-9]+).*" "\\1" WARREN_PLUGIN_ABI_MAJOR "${warren_abi_lines}")
+string(REGEX REPLACE ".*MINOR ([0-9]+).*" "\\1" WARREN_PLUGIN_ABI_MINOR "${warren_abi_lines}")
+
+set(warren_config_dir ${PROJECT_BINARY_DIR}/cmake/package)
+configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/warrenConfig.cmake.in
+                              ${warren_config_dir}/warrenConfig.cmake
+                              INSTALL_DESTINATION ${WARREN_INSTALL_CMAKEDIR}
+                              PATH_VARS CMAKE_INSTALL_INCLUDEDIR WARREN_INSTALL_PLUGINDIR)
+# Version 0.x: a request for 0.1 accepts any 0.y. The plugin ABI has its own
+# versioning (WARREN_PLUGIN_ABI_MAJOR), checked by warrend at load time.
+write_basic_package_version_file(${warren_config_dir}/warrenConfigVersion.cmake
+                                 VERSION ${PROJECT_VERSION} COMPATIBILITY SameMajorVersion
+                                 ARCH_INDEPENDENT)
+install(FILES ${warren_config_dir}/warrenConfig.cmake
+              ${warren_config_dir}/warrenConfigVersion.cmake
+              ${PROJECT_SOURCE_DIR}/cmake/warrenAddPlugin.cmake
+        DESTINATION ${WARREN_INSTALL_CMAKEDIR} COMPONENT dev)

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The .deb packages: cpack builds them from this build tree (no rebuild: it
+# installs the binaries already built, with prefix /usr, into a staging
+# folder), dpkg-deb lists every promised path, the control data holds the
+# conffile and the maintainer scripts, and lintian reports no error.
+#   deb_test.sh BUILD_DIR SOURCE_DIR VERSION
+set -euo pipefail
+build_dir=$(realpath "$1")
+source_dir=$2
+version=$3
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+echo "== cpack"
+# -B: packages and cpack's staging tree go to the temporary folder, not
+# into the build tree.
+(cd "$tmp" && cpack --config "$build_dir/CPackConfig.cmake" -B "$tmp/out") >"$tmp/cpack.log" 2>&1 ||
+  fail "cpack failed:"$'\n'"$(cat "$tmp/cpack.log")"
+arch=$(dpkg --print-architecture)
+deb=$tmp/out/warren_${version}_${arch}.deb
+dev=$tmp/out/warren-dev_${version}_all.deb
+[[ -f $deb ]] || fail "no $(basename "$deb"); cpack made: $(ls "$tmp/out")"
+[[ -f $dev ]] || fail "no $(basename "$dev"); cpack made: $(ls "$tmp/out")"
+echo "built $(basename "$deb") and $(basename "$dev")"
+
+expect_paths() {  # DEB PATH...
+  local package=$1
+  shift
+  local listing
+  listing=$(dpkg-deb -c "$package" | awk '{print $6}')
+  for path in "$@"; do
+    grep -qxF "./$path" <<<"$listing" || fail "$(basename "$package") lacks /$path; it has:"$'\n'"$listing"
+  done
+}
+expect_paths "$deb" usr/bin/warrend usr/bin/warren-call usr/bin/warren-bench \
+  usr/lib/warren/plugins/sum.so usr/lib/warren/plugins/upper.so \
+  etc/warren/warren.yaml lib/systemd/system/warrend.service \
+  usr/share/doc/warren/README.md usr/share/doc/warren/operations.md \
+  usr/share/doc/warren/configuration.md usr/share/doc/warren/plugins.md \
+  usr/share/doc/warren/packaging.md \
+  usr/share/doc/warren/copyright usr/share/doc/warren/changelog.gz
+expect_paths "$dev" usr/include/warren/plugin.h usr/include/warren/plugin.hpp \
+  usr/share/cmake/warren/warrenConfig.cmake usr/share/cmake/warren/warrenConfigVersion.cmake \
+  usr/share/cmake/warren/warrenAddPlugin.cmake \
+  usr/share/doc/warren-dev/copyright usr/share/doc/warren-dev/changelog.gz
+# The SDK package carries no binaries, the daemon package no headers.
+! dpkg-deb -c "$dev" | grep -q '/usr/bin/' || fail "warren-dev carries programs"
+! dpkg-deb -c "$deb" | grep -q '/usr/include/' || fail "warren carries headers"
+echo "dpkg-deb -c: every promised path is there"
+
+# The files are the tree's own, unchanged for prefix /usr.
+dpkg-deb --fsys-tarfile "$deb" | tar -xO ./etc/warren/warren.yaml | cmp -s - "$source_dir/config/warren.yaml" ||
+  fail "/etc/warren/warren.yaml in the .deb differs from config/warren.yaml"
+dpkg-deb --fsys-tarfile "$deb" | tar -xO ./lib/systemd/system/warrend.service |
+  cmp -s - "$source_dir/systemd/warrend.service" ||
+  fail "warrend.service in the .deb differs from systemd/warrend.service"
+
+field() { dpkg-deb -f "$1" "$2"; }
+[[ $(field "$deb" Package) == warren ]] || fail "Package: $(field "$deb" Package)"
+[[ $(field "$deb" Version) == "$version" ]] || fail "Version: $(field "$deb" Version)"
+[[ $(field "$deb" Architecture) == "$arch" ]] || fail "Architecture: $(field "$deb" Architecture)"
+[[ $(field "$dev" Architecture) == all ]] || fail "warren-dev Architecture: $(field "$dev" Architecture)"
+depends=$(field "$deb" Depends)
+for needed in adduser init-system-helpers libc6 librabbitmq4; do
+  [[ $depends == *"$needed"* ]] || fail "Depends lacks $needed: $depends"
+done
+
+info=$(dpkg-deb -I "$deb")
+for member in conffiles postinst prerm postrm md5sums; do
+  grep -qE "^ +[0-9]+ bytes, +[0-9]+ lines +\*? *$member( |$)" <<<"$info" ||
+    fail "the control archive lacks $member:"$'\n'"$info"
+done
+[[ $(dpkg-deb -I "$deb" conffiles) == /etc/warren/warren.yaml ]] ||
+  fail "conffiles is not exactly /etc/warren/warren.yaml: $(dpkg-deb -I "$deb" conffiles)"
+mkdir "$tmp/control"
+dpkg-deb -e "$deb" "$tmp/control"
+for script in postinst prerm postrm; do
+  [[ -x $tmp/control/$script ]] || fail "$script is not executable"
+  sh -n "$tmp/control/$script" || fail "$script is not valid sh"
+done
+grep -q 'adduser .*--system .*warren' "$tmp/control/postinst" || fail "postinst creates no system user"
+grep -q 'deb-systemd-helper enable warrend.service' "$tmp/control/postinst" ||
+  fail "postinst does not enable warrend.service"
+! grep -qE 'deb-systemd-invoke (start|restart) ' "$tmp/control/postinst" ||
+  fail "postinst starts warrend on install"
+grep -q 'deb-systemd-invoke stop warrend.service' "$tmp/control/prerm" || fail "prerm does not stop warrend"
+echo "dpkg-deb -I: conffiles and maintainer scripts: OK"
+
+if ! command -v lintian >/dev/null; then
+  echo "SKIP lintian: not installed (scripts/install-deps installs it)"
+  exit 0
+fi
+echo "== lintian"
+status=0
+lintian --fail-on error --tag-display-limit 0 "$deb" "$dev" >"$tmp/lintian.log" 2>&1 || status=$?
+cat "$tmp/lintian.log"
+[[ $status == 0 ]] || fail "lintian reports errors (exit $status)"
+grep -q '^E: ' "$tmp/lintian.log" && fail "lintian reports errors"
+echo "lintian: no errors ($(grep -c '^W: ' "$tmp/lintian.log" || true) warning(s))"

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The plugin SDK from a staged install: `cmake --install` into a temporary
+# prefix lays out what was promised; plugins/upper, copied out of the tree as
+# an author would, builds against it with find_package(warren); and warrend
+# --check loads the result with good options and refuses bad ones.
+#   sdk_test.sh BUILD_DIR SOURCE_DIR WARREND
+set -euo pipefail
+build_dir=$(realpath "$1")
+source_dir=$2
+warrend=$(realpath "$3")
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+stage=$tmp/stage
+
+echo "== cmake --install $build_dir --prefix $stage"
+cmake --install "$build_dir" --prefix "$stage" >"$tmp/install.log" 2>&1 ||
+  fail "cmake --install failed:"$'\n'"$(cat "$tmp/install.log")"
+for path in bin/warrend bin/warren-call bin/warren-bench \
+  lib/warren/plugins/sum.so lib/warren/plugins/upper.so \
+  etc/warren/warren.yaml lib/systemd/system/warrend.service \
+  share/doc/warren/README.md share/doc/warren/plugins.md share/doc/warren/packaging.md \
+  include/warren/plugin.h include/warren/plugin.hpp \
+  share/cmake/warren/warrenConfig.cmake share/cmake/warren/warrenConfigVersion.cmake \
+  share/cmake/warren/warrenAddPlugin.cmake; do
+  [[ -f $stage/$path ]] || fail "the staged install lacks $path"
+done
+# Debian metadata is for the .deb only (EXCLUDE_FROM_ALL).
+[[ ! -e $stage/share/doc/warren/copyright ]] || fail "a plain install should not carry the Debian copyright file"
+# Paths inside the installed files follow the prefix.
+grep -qxF "  dir: $stage/lib/warren/plugins" "$stage/etc/warren/warren.yaml" ||
+  fail "the staged warren.yaml's plugins.dir does not point at $stage/lib/warren/plugins"
+grep -qxF "ExecStart=$stage/bin/warrend --config $stage/etc/warren/warren.yaml" \
+  "$stage/lib/systemd/system/warrend.service" ||
+  fail "the staged unit's ExecStart= does not run $stage/bin/warrend"
+output=$("$stage/bin/warrend" --check --config "$stage/etc/warren/warren.yaml" 2>&1) ||
+  fail "the staged warrend refuses the staged configuration:"$'\n'"$output"
+[[ $output == *"configuration OK"* ]] || fail "no 'configuration OK' from the staged warrend: $output"
+echo "staged layout and configuration: OK"
+
+echo "== plugins/upper out of tree, find_package(warren) from $stage"
+cp -r "$source_dir/plugins/upper" "$tmp/upper"
+rm -rf "$tmp/upper/build"*
+cmake -S "$tmp/upper" -B "$tmp/upper-build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_PREFIX_PATH="$stage" >"$tmp/configure.log" 2>&1 ||
+  fail "configuring plugins/upper against $stage failed:"$'\n'"$(cat "$tmp/configure.log")"
+grep -q "warren_DIR:PATH=$stage/share/cmake/warren" "$tmp/upper-build/CMakeCache.txt" ||
+  fail "find_package(warren) did not use the staged package config"
+cmake --build "$tmp/upper-build" >"$tmp/build.log" 2>&1 ||
+  fail "building plugins/upper out of tree failed:"$'\n'"$(cat "$tmp/build.log")"
+plugin=$tmp/upper-build/upper.so
+[[ -f $plugin ]] || fail "the out-of-tree build made no upper.so"
+# Hidden visibility: the entry point is the only symbol the plugin exports.
+exported=$(nm -D --defined-only "$plugin" | awk '$2 ~ /^[TDBVWRu]$/ {print $3}' | grep -v '^_' || true)
+[[ $exported == warren_plugin_v1 ]] || fail "upper.so exports more than warren_plugin_v1:"$'\n'"$exported"
+
+mkdir "$tmp/plugins"
+cp "$plugin" "$tmp/plugins/"
+write_config() {  # FILE MODE
+  cat >"$1" <<YAML
+plugins:
+  dir: /nonexistent  # overridden by --plugin-dir
+queues:
+  - name: shout
+    handler: upper
+    options:
+      mode: $2
+      prefix: "> "
+YAML
+}
+write_config "$tmp/good.yaml" lower
+output=$("$warrend" --check --config "$tmp/good.yaml" --plugin-dir "$tmp/plugins" 2>&1) ||
+  fail "warrend --check refuses the out-of-tree upper.so:"$'\n'"$output"
+[[ $output == *"configuration OK"* ]] || fail "no 'configuration OK' from warrend --check: $output"
+echo "warrend --check with the out-of-tree upper.so: OK"
+
+write_config "$tmp/bad.yaml" sideways
+status=0
+output=$("$warrend" --check --config "$tmp/bad.yaml" --plugin-dir "$tmp/plugins" 2>&1) || status=$?
+[[ $status == 78 ]] || fail "warrend --check with mode: sideways exited $status, expected 78: $output"
+[[ $output == *"must be one of: upper, lower; got 'sideways'"* ]] ||
+  fail "warrend --check does not relay upper's option error: $output"
+echo "warrend --check refuses mode: sideways: OK"
+
+# The template's install rule puts the plugin into that warren's plugin folder.
+cmake --install "$tmp/upper-build" >"$tmp/install-upper.log" 2>&1 ||
+  fail "cmake --install of the out-of-tree plugin failed:"$'\n'"$(cat "$tmp/install-upper.log")"
+cmp -s "$plugin" "$stage/lib/warren/plugins/upper.so" ||
+  fail "cmake --install of the plugin did not put upper.so into $stage/lib/warren/plugins"
+echo "out-of-tree install into WARREN_PLUGIN_INSTALL_DIR: OK"
