@@ -1,7 +1,9 @@
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <charconv>
@@ -39,7 +41,10 @@ constexpr std::string_view kDurationForm =
 constexpr milliseconds kMaxHeartbeat{60000};
 constexpr std::size_t kMaxQueueNameBytes = 255;
 constexpr std::int64_t kMaxBodyBytes = std::int64_t{128} * 1024 * 1024;
-constexpr std::array<std::string_view, 5> kLogLevels = {"trace", "debug", "info", "warn", "error"};
+constexpr std::array<std::string_view, 7> kLogLevels = {"trace", "debug",    "info", "warn",
+                                                        "error", "critical", "off"};
+constexpr std::string_view kListenForm =
+    "HOST:PORT with an IP address, e.g. 127.0.0.1:9464, 0.0.0.0:9464 or [::1]:9464";
 
 // ---------------------------------------------------------------------------
 // Scalars as YAML (1.2 core schema) reads them.
@@ -107,6 +112,16 @@ std::string describe(const YAML::Node& node) {
   }
 }
 
+bool isIpv4Literal(const std::string& host) {
+  in_addr address{};
+  return inet_pton(AF_INET, host.c_str(), &address) == 1;
+}
+
+bool isIpv6Literal(const std::string& host) {
+  in6_addr address{};
+  return inet_pton(AF_INET6, host.c_str(), &address) == 1;
+}
+
 std::string join(std::initializer_list<std::string_view> words) {
   std::string text;
   for (const std::string_view word : words) {
@@ -159,12 +174,14 @@ class Parser {
 
   Config parse(const std::string& yaml) const {
     const Field root{"", "", YAML::Node(), loadDocument(yaml)};
-    const Fields fields = entries(root, {"broker", "plugins", "logging", "shutdown", "queues"});
+    const Fields fields =
+        entries(root, {"broker", "plugins", "logging", "metrics", "shutdown", "queues"});
     Config config;
     config.file = fs::absolute(file_).lexically_normal();
     if (const Field* broker = find(fields, "broker")) config.broker = readBroker(*broker);
     config.plugin_dir = readPlugins(require(root, fields, "plugins"));
     if (const Field* logging = find(fields, "logging")) config.logging = readLogging(*logging);
+    if (const Field* metrics = find(fields, "metrics")) config.metrics = readMetrics(*metrics);
     if (const Field* shutdown = find(fields, "shutdown")) {
       config.shutdown = readShutdown(*shutdown);
     }
@@ -204,9 +221,9 @@ class Parser {
       fail(YAML::Mark(), "", "the file is empty; expected a map with at least plugins and queues");
     }
     if (!documents.front().IsMap()) {
-      fail(documents.front().Mark(), "",
-           "the top level must be a map (broker, plugins, logging, shutdown, queues), got " +
-               describe(documents.front()));
+      const std::string expected =
+          "the top level must be a map (broker, plugins, logging, metrics, shutdown, queues)";
+      fail(documents.front().Mark(), "", expected + ", got " + describe(documents.front()));
     }
     return documents.front();
   }
@@ -370,11 +387,60 @@ class Parser {
       bool known = false;
       for (const std::string_view name : kLogLevels) known = known || config.level == name;
       if (!known) {
-        failValue(*level,
-                  "must be one of trace, debug, info, warn, error; got " + describe(level->value));
+        failValue(*level, "must be one of trace, debug, info, warn, error, critical, off; got " +
+                              describe(level->value));
       }
     }
     return config;
+  }
+
+  MetricsConfig readMetrics(const Field& metrics) const {
+    const Fields fields = entries(metrics, {"enabled", "listen"});
+    MetricsConfig config;
+    if (const Field* enabled = find(fields, "enabled")) config.enabled = readBool(*enabled);
+    if (const Field* listen = find(fields, "listen")) {
+      config.listen = readListenAddress(*listen);
+      config.listen_mark = toSourceMark(valueMark(*listen));
+    }
+    return config;
+  }
+
+  // HOST:PORT, HOST an IP address literal: names are not resolved here, so the
+  // file means the same on every machine and the check needs no DNS.
+  ListenAddress readListenAddress(const Field& field) const {
+    const std::string text = readString(field);
+    std::string host;
+    std::string port;
+    if (text.starts_with('[')) {
+      const std::size_t close = text.find("]:");
+      if (close == std::string::npos) failType(field, kListenForm);
+      host = text.substr(1, close - 1);
+      port = text.substr(close + 2);
+      if (!isIpv6Literal(host)) {
+        failValue(field, "the host in brackets must be an IPv6 address, got '" + host + "'");
+      }
+    } else {
+      const std::size_t colon = text.rfind(':');
+      if (colon == std::string::npos || colon == 0) failType(field, kListenForm);
+      host = text.substr(0, colon);
+      port = text.substr(colon + 1);
+      if (host.find(':') != std::string::npos) {
+        failValue(field, "an IPv6 address must be written in brackets, e.g. [::1]:9464, got " +
+                             describe(field.value));
+      }
+      if (!isIpv4Literal(host)) {
+        failValue(field,
+                  "the host must be an IPv4 address (e.g. 127.0.0.1, 0.0.0.0) or an IPv6 address "
+                  "in brackets (e.g. [::1]); names are not resolved, got '" +
+                      host + "'");
+      }
+    }
+    const std::optional<std::int64_t> number =
+        isDigits(port) ? parseInteger(port) : std::optional<std::int64_t>();
+    if (!number || *number < 1 || *number > 65535) {
+      failValue(field, "the port must be a number from 1 to 65535, got '" + port + "'");
+    }
+    return {host, static_cast<std::uint16_t>(*number)};
   }
 
   ShutdownConfig readShutdown(const Field& shutdown) const {
@@ -532,6 +598,28 @@ std::string readFile(const fs::path& file) {
 }
 
 }  // namespace
+
+bool operator==(const QueueConfig& a, const QueueConfig& b) {
+  const auto same_options = [](const std::vector<QueueOption>& x,
+                               const std::vector<QueueOption>& y) {
+    return std::equal(x.begin(), x.end(), y.begin(), y.end(),
+                      [](const QueueOption& one, const QueueOption& other) {
+                        return one.key == other.key && one.value == other.value;
+                      });
+  };
+  return a.name == b.name && a.handler == b.handler && a.plugin_path == b.plugin_path &&
+         a.consumers == b.consumers && a.prefetch == b.prefetch &&
+         a.max_body_bytes == b.max_body_bytes && a.durable == b.durable &&
+         a.auto_delete == b.auto_delete && a.arguments == b.arguments &&
+         same_options(a.options, b.options);
+}
+
+std::string ListenAddress::toString() const {
+  const std::string port_text = ':' + std::to_string(port);
+  return isIpv6() ? '[' + host + ']' + port_text : host + port_text;
+}
+
+bool ListenAddress::isIpv6() const { return host.find(':') != std::string::npos; }
 
 Config parseConfig(const std::string& yaml, const std::filesystem::path& file) {
   return Parser(file).parse(yaml);

@@ -49,7 +49,6 @@ struct BrokerConfig {
   ReconnectConfig reconnect;
 };
 
-
 struct QueueOption {
   std::string key;
   std::string value;  // the YAML scalar as written
@@ -67,14 +66,40 @@ struct QueueConfig {
   bool auto_delete = false;
   std::map<std::string, QueueArgument> arguments;
   std::vector<QueueOption> options;
-  std::string path;  // "queues[N]", for messages
+  std::string path;         // "queues[N]", for messages
   SourceMark mark;          // of the queue entry
   SourceMark handler_mark;  // of the `handler` value
   SourceMark options_mark;  // of the `options` key, or the entry when absent
 };
 
+// Compares what serving a queue depends on: name, handler, plugin path,
+// consumers, prefetch, body limit, declare settings and options (key and value,
+// in file order). Where the queue sits in the file (path, marks) is left out, so
+// that a reload can tell an unchanged queue from a changed one after lines
+// above it moved.
+bool operator==(const QueueConfig& a, const QueueConfig& b);
+
+// A TCP address to listen on: an IP address literal and a port.
+struct ListenAddress {
+  std::string host;  // "127.0.0.1", "0.0.0.0", "::1" (IPv6 without the brackets)
+  std::uint16_t port = 0;
+
+  // "127.0.0.1:9464", "[::1]:9464": the form of metrics.listen.
+  std::string toString() const;
+  bool isIpv6() const;
+  bool operator==(const ListenAddress&) const = default;
+};
+
+struct MetricsConfig {
+  bool enabled = true;
+  ListenAddress listen{"127.0.0.1", 9464};
+  SourceMark listen_mark;  // of the `listen` value; none when absent
+};
+
 struct LoggingConfig {
-  std::string level = "info";  // trace, debug, info, warn, error
+  // trace, debug, info, warn, error, critical, off: spdlog's level names
+  // (spdlog::level::from_str takes each of them).
+  std::string level = "info";
 };
 
 struct ShutdownConfig {
@@ -86,6 +111,7 @@ struct Config {
   BrokerConfig broker;
   std::filesystem::path plugin_dir;  // absolute
   std::vector<QueueConfig> queues;
+  MetricsConfig metrics;
   LoggingConfig logging;
   ShutdownConfig shutdown;
 };

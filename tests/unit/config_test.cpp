@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <ostream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "config.h"
 #include "duration.h"
@@ -63,6 +65,11 @@ const char* const kQueueKeys =
     "name, handler, consumers, prefetch, max_body_bytes, durable, auto_delete, arguments, options";
 const char* const kDurationForm =
     "expected a duration with a unit: ms, s, m or h (e.g. 250ms, 10s, 1.5s, 2m, 1h)";
+const char* const kListenForm =
+    "HOST:PORT with an IP address, e.g. 127.0.0.1:9464, 0.0.0.0:9464 or [::1]:9464";
+const char* const kListenHost =
+    "the host must be an IPv4 address (e.g. 127.0.0.1, 0.0.0.0) or an IPv6 address in brackets "
+    "(e.g. [::1]); names are not resolved, got ";
 
 INSTANTIATE_TEST_SUITE_P(
     Rules, BadConfigTest,
@@ -70,7 +77,7 @@ INSTANTIATE_TEST_SUITE_P(
         // Unknown keys, at every level.
         BadFile{"unknown_key_top.yaml",
                 "unknown_key_top.yaml:4:1: loging: unknown key; allowed: broker, plugins, "
-                "logging, shutdown, queues"},
+                "logging, metrics, shutdown, queues"},
         BadFile{"unknown_key_queue.yaml",
                 std::string("unknown_key_queue.yaml:7:5: queues[0].prefech: unknown key; "
                             "allowed: ") +
@@ -78,6 +85,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadFile{"unknown_key_nested.yaml",
                 "unknown_key_nested.yaml:5:5: broker.reconnect.max_dealy: unknown key; allowed: "
                 "initial_delay, max_delay"},
+        BadFile{"unknown_key_metrics.yaml",
+                "unknown_key_metrics.yaml:4:3: metrics.enable: unknown key; allowed: enabled, "
+                "listen"},
         // Missing required keys point at the map that lacks them.
         BadFile{"missing_handler.yaml",
                 "missing_handler.yaml:7:5: queues[1].handler: required key is missing"},
@@ -168,14 +178,41 @@ INSTANTIATE_TEST_SUITE_P(
                 "and queues"},
         BadFile{"top_not_map.yaml",
                 "top_not_map.yaml:2:1: the top level must be a map (broker, plugins, logging, "
-                "shutdown, queues), got a sequence"},
+                "metrics, shutdown, queues), got a sequence"},
         BadFile{"multiple_documents.yaml",
                 "multiple_documents.yaml:8:1: only one YAML document is allowed"},
         // Values checked one by one.
         BadFile{"bad_url.yaml", "bad_url.yaml:3:8: broker.url: must start with amqp://"},
         BadFile{"bad_log_level.yaml",
                 "bad_log_level.yaml:3:10: logging.level: must be one of trace, debug, info, warn, "
-                "error; got 'verbose'"},
+                "error, critical, off; got 'verbose'"},
+        // metrics.
+        BadFile{"metrics_enabled_not_bool.yaml",
+                "metrics_enabled_not_bool.yaml:3:12: metrics.enabled: expected true or false, got "
+                "'off'"},
+        BadFile{"listen_no_port.yaml",
+                std::string("listen_no_port.yaml:3:11: metrics.listen: expected ") + kListenForm +
+                    ", got '127.0.0.1'"},
+        BadFile{"listen_port_zero.yaml",
+                "listen_port_zero.yaml:3:11: metrics.listen: the port must be a number from 1 to "
+                "65535, got '0'"},
+        BadFile{"listen_port_too_big.yaml",
+                "listen_port_too_big.yaml:3:11: metrics.listen: the port must be a number from 1 "
+                "to 65535, got '65536'"},
+        BadFile{"listen_port_not_number.yaml",
+                "listen_port_not_number.yaml:3:11: metrics.listen: the port must be a number from "
+                "1 to 65535, got 'http'"},
+        BadFile{"listen_host_name.yaml",
+                std::string("listen_host_name.yaml:3:11: metrics.listen: ") + kListenHost +
+                    "'localhost'"},
+        BadFile{"listen_bad_ipv4.yaml", std::string("listen_bad_ipv4.yaml:3:11: metrics.listen: ") +
+                                            kListenHost + "'127.0.0.256'"},
+        BadFile{"listen_ipv6_without_brackets.yaml",
+                "listen_ipv6_without_brackets.yaml:3:11: metrics.listen: an IPv6 address must be "
+                "written in brackets, e.g. [::1]:9464, got '::1:9464'"},
+        BadFile{"listen_brackets_not_ipv6.yaml",
+                "listen_brackets_not_ipv6.yaml:3:11: metrics.listen: the host in brackets must be "
+                "an IPv6 address, got '127.0.0.1'"},
         BadFile{"plugins_dir_empty.yaml",
                 "plugins_dir_empty.yaml:3:8: plugins.dir: must not be empty"},
         BadFile{"queue_name_empty.yaml",
@@ -208,6 +245,11 @@ TEST(ConfigTest, FullFileSetsEveryField) {
   EXPECT_EQ(config.broker.reconnect.max_delay, milliseconds{60000});
   EXPECT_EQ(config.plugin_dir, fs::path("/opt/warren/plugins"));
   EXPECT_EQ(config.logging.level, "debug");
+  EXPECT_FALSE(config.metrics.enabled);
+  EXPECT_EQ(config.metrics.listen, (ListenAddress{"::1", 9555}));
+  EXPECT_EQ(config.metrics.listen.toString(), "[::1]:9555");
+  EXPECT_EQ(config.metrics.listen_mark.line, 15);
+  EXPECT_EQ(config.metrics.listen_mark.column, 11);
   EXPECT_EQ(config.shutdown.drain_timeout, milliseconds{3600000});
   ASSERT_EQ(config.queues.size(), 2U);
 
@@ -221,11 +263,11 @@ TEST(ConfigTest, FullFileSetsEveryField) {
   EXPECT_TRUE(sum.durable);
   EXPECT_TRUE(sum.auto_delete);
   EXPECT_EQ(sum.path, "queues[0]");
-  EXPECT_EQ(sum.mark.line, 16);
+  EXPECT_EQ(sum.mark.line, 19);
   EXPECT_EQ(sum.mark.column, 5);
-  EXPECT_EQ(sum.handler_mark.line, 17);
+  EXPECT_EQ(sum.handler_mark.line, 20);
   EXPECT_EQ(sum.handler_mark.column, 14);
-  EXPECT_EQ(sum.options_mark.line, 29);
+  EXPECT_EQ(sum.options_mark.line, 32);
   EXPECT_EQ(sum.options_mark.column, 5);
 
   const std::map<std::string, QueueArgument> arguments = {
@@ -238,11 +280,11 @@ TEST(ConfigTest, FullFileSetsEveryField) {
   ASSERT_EQ(sum.options.size(), 3U);  // in file order
   EXPECT_EQ(sum.options[0].key, "mode");
   EXPECT_EQ(sum.options[0].value, "fast");
-  EXPECT_EQ(sum.options[0].mark.line, 30);
+  EXPECT_EQ(sum.options[0].mark.line, 33);
   EXPECT_EQ(sum.options[0].mark.column, 7);
   EXPECT_EQ(sum.options[1].key, "limit");
   EXPECT_EQ(sum.options[1].value, "10");
-  EXPECT_EQ(sum.options[1].mark.line, 31);
+  EXPECT_EQ(sum.options[1].mark.line, 34);
   EXPECT_EQ(sum.options[2].key, "label");
   EXPECT_EQ(sum.options[2].value, "hello world");
 
@@ -251,11 +293,11 @@ TEST(ConfigTest, FullFileSetsEveryField) {
   EXPECT_EQ(echo.handler, "echo-v2_1");
   EXPECT_EQ(echo.plugin_path, fs::path("/opt/warren/plugins/echo-v2_1.so"));
   EXPECT_EQ(echo.path, "queues[1]");
-  EXPECT_EQ(echo.mark.line, 33);
+  EXPECT_EQ(echo.mark.line, 36);
   EXPECT_EQ(echo.mark.column, 5);
-  EXPECT_EQ(echo.handler_mark.line, 33);
+  EXPECT_EQ(echo.handler_mark.line, 36);
   EXPECT_EQ(echo.handler_mark.column, 27);
-  EXPECT_EQ(echo.options_mark.line, 33);  // no options: the entry's mark
+  EXPECT_EQ(echo.options_mark.line, 36);  // no options: the entry's mark
   EXPECT_EQ(echo.options_mark.column, 5);
 }
 
@@ -269,6 +311,10 @@ TEST(ConfigTest, MinimalFileGetsDefaults) {
   EXPECT_EQ(config.broker.reconnect.initial_delay, milliseconds{100});
   EXPECT_EQ(config.broker.reconnect.max_delay, milliseconds{30000});
   EXPECT_EQ(config.logging.level, "info");
+  EXPECT_TRUE(config.metrics.enabled);
+  EXPECT_EQ(config.metrics.listen, (ListenAddress{"127.0.0.1", 9464}));
+  EXPECT_EQ(config.metrics.listen.toString(), "127.0.0.1:9464");
+  EXPECT_EQ(config.metrics.listen_mark.line, 0);  // not in the file
   EXPECT_EQ(config.shutdown.drain_timeout, milliseconds{30000});
   EXPECT_EQ(config.plugin_dir, fs::path("/usr/lib/warren/plugins"));
   ASSERT_EQ(config.queues.size(), 1U);
@@ -427,6 +473,139 @@ TEST(ConfigTest, QueueNameOf255BytesIsAccepted) {
   const Config config =
       parseConfig("plugins: {dir: /p}\nqueues: [{name: " + name + ", handler: h}]\n", "x.yaml");
   EXPECT_EQ(config.queues[0].name, name);
+}
+
+TEST(ConfigTest, EveryLogLevelIsAccepted) {
+  for (const char* level : {"trace", "debug", "info", "warn", "error", "critical", "off"}) {
+    const Config config =
+        parseConfig(std::string("logging: {level: ") + level +
+                        "}\nplugins: {dir: /p}\nqueues: [{name: q, handler: h}]\n",
+                    "inline.yaml");
+    EXPECT_EQ(config.logging.level, level);
+  }
+}
+
+TEST(ConfigTest, ListenAddressForms) {
+  const auto listen_of = [](const std::string& text) {
+    return parseConfig("metrics: {listen: '" + text +
+                           "'}\nplugins: {dir: /p}\nqueues: [{name: q, handler: h}]\n",
+                       "inline.yaml")
+        .metrics.listen;
+  };
+  EXPECT_EQ(listen_of("127.0.0.1:1"), (ListenAddress{"127.0.0.1", 1}));
+  EXPECT_EQ(listen_of("0.0.0.0:65535"), (ListenAddress{"0.0.0.0", 65535}));
+  EXPECT_EQ(listen_of("10.1.2.3:9464").toString(), "10.1.2.3:9464");
+  EXPECT_EQ(listen_of("[::1]:9464"), (ListenAddress{"::1", 9464}));
+  EXPECT_EQ(listen_of("[::]:9464").toString(), "[::]:9464");
+  EXPECT_EQ(listen_of("[fe80::1:2]:80").toString(), "[fe80::1:2]:80");
+  EXPECT_TRUE(listen_of("[::1]:9464").isIpv6());
+  EXPECT_FALSE(listen_of("127.0.0.1:9464").isIpv6());
+}
+
+TEST(ConfigTest, ListenAddressRejections) {
+  const auto error_of = [](const std::string& text) {
+    return parseErrorOf("metrics: {listen: '" + text +
+                        "'}\nplugins: {dir: /p}\nqueues: [{name: q, handler: h}]\n");
+  };
+  const std::string at = "inline.yaml:1:19: metrics.listen: ";
+  EXPECT_EQ(error_of(":9464"), at + "expected " + kListenForm + ", got the string \":9464\"");
+  EXPECT_EQ(error_of(""), at + "expected " + kListenForm + ", got the string \"\"");
+  EXPECT_EQ(error_of("127.0.0.1:"), at + "the port must be a number from 1 to 65535, got ''");
+  EXPECT_EQ(error_of("127.0.0.1:+80"), at + "the port must be a number from 1 to 65535, got '+80'");
+  EXPECT_EQ(error_of("[]:9464"), at + "the host in brackets must be an IPv6 address, got ''");
+  EXPECT_EQ(error_of("[::1]"), at + "expected " + kListenForm + ", got the string \"[::1]\"");
+  EXPECT_EQ(error_of("[::1]9464"),
+            at + "expected " + kListenForm + ", got the string \"[::1]9464\"");
+  EXPECT_EQ(error_of("[fe80::1%eth0]:9464"),
+            at + "the host in brackets must be an IPv6 address, got 'fe80::1%eth0'");
+  EXPECT_EQ(error_of("127.1:9464"), at + kListenHost + "'127.1'");
+}
+
+TEST(ConfigTest, ListenMustBeAString) {
+  EXPECT_EQ(parseErrorOf("metrics: {listen: {port: 1}}\nplugins: {dir: /p}\n"
+                         "queues: [{name: q, handler: h}]\n"),
+            "inline.yaml:1:19: metrics.listen: expected a string, got a map");
+}
+
+// Unquoted, "[::1]:9464" starts a YAML flow sequence, hence the quotes the
+// docs ask for; the syntax error at least points at the line.
+TEST(ConfigTest, UnquotedIpv6ListenIsAYamlError) {
+  EXPECT_EQ(parseErrorOf("metrics:\n  listen: [::1]:9464\nplugins: {dir: /p}\n"
+                         "queues: [{name: q, handler: h}]\n"),
+            "inline.yaml:2:16: YAML syntax error: end of map not found");
+}
+
+// ---------------------------------------------------------------------------
+// Comparing queues, for reload.
+
+QueueConfig sampleQueue() {
+  const std::string yaml =
+      "plugins: {dir: /p}\n"
+      "queues:\n"
+      "  - name: q\n"
+      "    handler: h\n"
+      "    arguments: {x-message-ttl: 1000}\n"
+      "    options: {mode: fast, limit: 10}\n";
+  return parseConfig(yaml, "inline.yaml").queues[0];
+}
+
+TEST(QueueConfigEqualityTest, SameServingSettingsCompareEqual) {
+  EXPECT_EQ(sampleQueue(), sampleQueue());
+}
+
+// The same queue further down the file (another queue and comments above it)
+// is unchanged: positions do not take part.
+TEST(QueueConfigEqualityTest, PositionInTheFileDoesNotMatter) {
+  const std::string yaml =
+      "# a comment\n"
+      "plugins: {dir: /p}\n"
+      "queues:\n"
+      "  - {name: other, handler: h}\n"
+      "  - name: q\n"
+      "    handler:    h\n"
+      "    arguments: {x-message-ttl: 1000}\n"
+      "    options:\n"
+      "      mode: fast\n"
+      "      limit: 10\n";
+  const QueueConfig moved = parseConfig(yaml, "moved.yaml").queues[1];
+  ASSERT_NE(moved.path, sampleQueue().path);
+  ASSERT_NE(moved.mark.line, sampleQueue().mark.line);
+  EXPECT_EQ(moved, sampleQueue());
+}
+
+TEST(QueueConfigEqualityTest, EveryServingSettingMatters) {
+  const std::vector<std::pair<std::string, void (*)(QueueConfig&)>> changes = {
+      {"name", [](QueueConfig& q) { q.name = "q2"; }},
+      {"handler", [](QueueConfig& q) { q.handler = "h2"; }},
+      {"plugin_path", [](QueueConfig& q) { q.plugin_path = "/other/h.so"; }},
+      {"consumers", [](QueueConfig& q) { q.consumers += 1; }},
+      {"prefetch", [](QueueConfig& q) { q.prefetch += 1; }},
+      {"max_body_bytes", [](QueueConfig& q) { q.max_body_bytes += 1; }},
+      {"durable", [](QueueConfig& q) { q.durable = !q.durable; }},
+      {"auto_delete", [](QueueConfig& q) { q.auto_delete = !q.auto_delete; }},
+      {"argument value", [](QueueConfig& q) { q.arguments["x-message-ttl"] = std::int64_t{2}; }},
+      {"argument type", [](QueueConfig& q) { q.arguments["x-message-ttl"] = 1000.0; }},
+      {"argument added", [](QueueConfig& q) { q.arguments["x-max-length"] = std::int64_t{5}; }},
+      {"option value", [](QueueConfig& q) { q.options[0].value = "slow"; }},
+      {"option key", [](QueueConfig& q) { q.options[0].key = "kind"; }},
+      {"option removed", [](QueueConfig& q) { q.options.pop_back(); }},
+      {"option order", [](QueueConfig& q) { std::swap(q.options[0], q.options[1]); }},
+  };
+  for (const auto& [what, change] : changes) {
+    QueueConfig changed = sampleQueue();
+    change(changed);
+    EXPECT_NE(changed, sampleQueue()) << what;
+  }
+}
+
+TEST(QueueConfigEqualityTest, MarksAndPathAreNotCompared) {
+  QueueConfig changed = sampleQueue();
+  changed.path = "queues[7]";
+  changed.mark = {40, 3};
+  changed.handler_mark = {41, 14};
+  changed.options_mark = {42, 5};
+  changed.options[0].mark = {43, 7};
+  EXPECT_EQ(changed, sampleQueue());
 }
 
 TEST(ConfigTest, FormatConfigError) {

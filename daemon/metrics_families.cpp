@@ -1,0 +1,205 @@
+#include "metrics_families.h"
+
+#include <cmath>
+#include <stdexcept>
+
+namespace warren {
+namespace {
+
+using prometheus::Counter;
+using prometheus::Family;
+using prometheus::Gauge;
+using prometheus::Histogram;
+using prometheus::Labels;
+using prometheus::Registry;
+
+// 50 µs (a trivial handler) to 60 s (beyond any sane RPC deadline).
+const Histogram::BucketBoundaries kHandlerBuckets = {
+    50e-6,  100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3,
+    100e-3, 250e-3, 500e-3, 1,      2.5,  5,      10,   30,    60};
+
+Family<Counter>& counter(Registry& registry, const std::string& name, const std::string& help) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(registry);
+}
+
+Family<Gauge>& gauge(Registry& registry, const std::string& name, const std::string& help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(registry);
+}
+
+Labels queueLabels(const std::string& queue) { return {{"queue", queue}}; }
+
+Labels handlerLabels(const std::string& queue, const std::string& handler) {
+  return {{"queue", queue}, {"handler", handler}};
+}
+
+}  // namespace
+
+MetricsFamilies::MetricsFamilies(const std::string& version)
+    : registry_(std::make_shared<Registry>()),
+      received_(counter(*registry_, "warren_requests_received_total",
+                        "Requests delivered to warrend, redeliveries included.")),
+      finished_(counter(*registry_, "warren_requests_finished_total",
+                        "Requests done with, by outcome: ok, an error code, no_reply_to (acked "
+                        "without a reply) or requeued (handed back to the broker unhandled).")),
+      handler_duration_(prometheus::BuildHistogram()
+                            .Name("warren_handler_duration_seconds")
+                            .Help("Time spent in the handler plugin per request.")
+                            .Register(*registry_)),
+      in_progress_(gauge(*registry_, "warren_requests_in_progress",
+                         "Requests received and not yet finished.")),
+      redelivered_(counter(*registry_, "warren_requests_redelivered_total",
+                           "Requests the broker marked as redelivered (a previous delivery was "
+                           "not acked).")),
+      reply_publish_failures_(counter(*registry_, "warren_reply_publish_failures_total",
+                                      "Replies that could not be published (the connection or "
+                                      "channel failed); the request is redelivered.")),
+      replies_returned_(counter(*registry_, "warren_replies_returned_total",
+                                "Replies the broker could not route to their reply_to queue "
+                                "(basic.return): the caller had gone.")),
+      consumers_connected_(gauge(*registry_, "warren_consumers_connected",
+                                 "Consumers of the queue currently subscribed on the broker.")),
+      consumers_configured_(gauge(*registry_, "warren_consumers_configured",
+                                  "Consumers the configuration asks for on the queue.")),
+      connection_attempts_(counter(*registry_, "warren_broker_connection_attempts_total",
+                                   "Attempts to open a broker connection for the queue.")),
+      connection_failures_(counter(*registry_, "warren_broker_connection_failures_total",
+                                   "Broker connections of the queue that failed to open or were "
+                                   "lost.")),
+      reloads_(counter(*registry_, "warren_config_reloads_total",
+                       "Configuration reloads, by result: success or failure.")),
+      last_reload_success_(gauge(*registry_, "warren_config_last_reload_success_timestamp_seconds",
+                                 "Unix time of the last successful configuration load (start-up "
+                                 "or reload).")),
+      last_reload_successful_(gauge(*registry_, "warren_config_last_reload_successful",
+                                    "1 if the last reload succeeded (or none was tried), 0 if it "
+                                    "failed and an older configuration is serving.")),
+      plugin_info_(gauge(*registry_, "warren_plugin_info",
+                         "Handler plugins loaded, with their name, version and ABI; always 1.")),
+      build_info_(gauge(*registry_, "warren_build_info", "warrend's version; always 1.")),
+      reloads_succeeded_(reloads_.Add({{"result", "success"}})),
+      reloads_failed_(reloads_.Add({{"result", "failure"}})),
+      last_reload_success_time_(last_reload_success_.Add({})),
+      last_reload_ok_(last_reload_successful_.Add({})) {
+  build_info_.Add({{"version", version}}).Set(1);
+  last_reload_success_time_.SetToCurrentTime();
+  last_reload_ok_.Set(1);
+}
+
+QueueSeries MetricsFamilies::acquire(const std::string& queue, const std::string& handler) {
+  const std::lock_guard lock(mutex_);
+  const QueueEntry& queue_entry = acquireQueue(queue);
+  HandlerEntry& entry = handlers_[{queue, handler}];
+  if (entry.users++ == 0) {
+    const Labels labels = handlerLabels(queue, handler);
+    QueueSeries& series = entry.series;
+    series.received = &received_.Add(labels);
+    for (const Outcome outcome : kAllOutcomes) {
+      Labels with_outcome = labels;
+      with_outcome.emplace("outcome", outcomeName(outcome));
+      series.finished[outcomeIndex(outcome)] = &finished_.Add(with_outcome);
+    }
+    series.handler_duration = &handler_duration_.Add(labels, kHandlerBuckets);
+    series.in_progress = &in_progress_.Add(labels);
+    series.redelivered = &redelivered_.Add(labels);
+    series.reply_publish_failures = &reply_publish_failures_.Add(labels);
+    series.replies_returned = &replies_returned_.Add(labels);
+  }
+  QueueSeries series = entry.series;
+  series.consumers_connected = queue_entry.consumers_connected;
+  series.consumers_configured = queue_entry.consumers_configured;
+  series.connection_attempts = queue_entry.connection_attempts;
+  series.connection_failures = queue_entry.connection_failures;
+  return series;
+}
+
+void MetricsFamilies::release(const std::string& queue, const std::string& handler) {
+  const std::lock_guard lock(mutex_);
+  const auto found = handlers_.find({queue, handler});
+  if (found == handlers_.end()) {
+    throw std::logic_error("MetricsFamilies::release: queue '" + queue + "' handler '" + handler +
+                           "' was not acquired");
+  }
+  if (--found->second.users == 0) {
+    removeHandlerSeries(found->second.series);
+    handlers_.erase(found);
+  }
+  releaseQueue(queue);
+}
+
+MetricsFamilies::QueueEntry& MetricsFamilies::acquireQueue(const std::string& queue) {
+  QueueEntry& entry = queues_[queue];
+  if (entry.users++ == 0) {
+    const Labels labels = queueLabels(queue);
+    entry.consumers_connected = &consumers_connected_.Add(labels);
+    entry.consumers_configured = &consumers_configured_.Add(labels);
+    entry.connection_attempts = &connection_attempts_.Add(labels);
+    entry.connection_failures = &connection_failures_.Add(labels);
+  }
+  return entry;
+}
+
+void MetricsFamilies::releaseQueue(const std::string& queue) {
+  const auto found = queues_.find(queue);
+  if (found == queues_.end() || --found->second.users > 0) return;
+  const QueueEntry& entry = found->second;
+  consumers_connected_.Remove(entry.consumers_connected);
+  consumers_configured_.Remove(entry.consumers_configured);
+  connection_attempts_.Remove(entry.connection_attempts);
+  connection_failures_.Remove(entry.connection_failures);
+  queues_.erase(found);
+}
+
+void MetricsFamilies::removeHandlerSeries(const QueueSeries& series) {
+  received_.Remove(series.received);
+  for (Counter* finished : series.finished) finished_.Remove(finished);
+  handler_duration_.Remove(series.handler_duration);
+  in_progress_.Remove(series.in_progress);
+  redelivered_.Remove(series.redelivered);
+  reply_publish_failures_.Remove(series.reply_publish_failures);
+  replies_returned_.Remove(series.replies_returned);
+}
+
+void MetricsFamilies::setPluginInfo(const std::string& handler, const std::string& plugin,
+                                    const std::string& version, const std::string& abi) {
+  const std::lock_guard lock(mutex_);
+  Gauge*& info = plugin_infos_[handler];
+  if (info != nullptr) plugin_info_.Remove(info);
+  info = &plugin_info_.Add(
+      {{"handler", handler}, {"plugin", plugin}, {"version", version}, {"abi", abi}});
+  info->Set(1);
+}
+
+void MetricsFamilies::removePluginInfo(const std::string& handler) {
+  const std::lock_guard lock(mutex_);
+  const auto found = plugin_infos_.find(handler);
+  if (found == plugin_infos_.end()) return;
+  plugin_info_.Remove(found->second);
+  plugin_infos_.erase(found);
+}
+
+void MetricsFamilies::recordReload(bool ok) {
+  if (ok) {
+    reloads_succeeded_.Increment();
+    last_reload_success_time_.SetToCurrentTime();
+  } else {
+    reloads_failed_.Increment();
+  }
+  last_reload_ok_.Set(ok ? 1 : 0);
+}
+
+Readiness MetricsFamilies::consumersReadiness() const {
+  const std::lock_guard lock(mutex_);
+  if (queues_.empty()) return {false, "no queue is registered yet"};
+  std::string detail;
+  for (const auto& [queue, entry] : queues_) {
+    const double connected = entry.consumers_connected->Value();
+    const double configured = entry.consumers_configured->Value();
+    if (connected >= configured) continue;
+    if (!detail.empty()) detail += "; ";
+    detail += "queue '" + queue + "': " + std::to_string(std::llround(connected)) + "/" +
+              std::to_string(std::llround(configured)) + " consumers connected";
+  }
+  return {detail.empty(), detail};
+}
+
+}  // namespace warren

@@ -1,0 +1,41 @@
+// How a request ended: the `outcome` label of warren_requests_finished_total.
+#pragma once
+
+#include <warren/plugin.h>
+
+#include <array>
+#include <cstddef>
+#include <string_view>
+
+namespace warren {
+
+enum class Outcome {
+  kOk,               // a success reply was published
+  kInvalidArgument,  // error replies, one per warren_error_code ...
+  kOutOfRange,
+  kTooLarge,
+  kInternal,
+  kUnavailable,
+  kNoReplyTo,  // no reply_to: acked without a reply
+  kRequeued,   // handed back to the broker unhandled (drain at shutdown or queue removal)
+};
+
+inline constexpr std::array<Outcome, 8> kAllOutcomes = {
+    Outcome::kOk,       Outcome::kInvalidArgument, Outcome::kOutOfRange, Outcome::kTooLarge,
+    Outcome::kInternal, Outcome::kUnavailable,     Outcome::kNoReplyTo,  Outcome::kRequeued,
+};
+
+// The label value. Error outcomes carry the wire names of the error codes
+// (docs/protocol.md): "invalid_argument", "too_large", ...
+std::string_view outcomeName(Outcome outcome) noexcept;
+
+// The outcome of an error reply with `code`. A code this host does not know
+// is "internal", as it is on the wire.
+Outcome outcomeOf(warren_error_code code) noexcept;
+
+// Index of `outcome` in kAllOutcomes, for arrays of per-outcome series.
+constexpr std::size_t outcomeIndex(Outcome outcome) noexcept {
+  return static_cast<std::size_t>(outcome);
+}
+
+}  // namespace warren
