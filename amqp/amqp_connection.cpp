@@ -206,6 +206,13 @@ void AmqpConnection::ack(amqp_channel_t channel, std::uint64_t delivery_tag) {
   checkStatus(amqp_basic_ack(state_, channel, delivery_tag, /*multiple=*/0), "basic.ack");
 }
 
+bool AmqpConnection::sendHeartbeat() noexcept {
+  amqp_frame_t heartbeat{};
+  heartbeat.frame_type = AMQP_FRAME_HEARTBEAT;
+  heartbeat.channel = 0;
+  return amqp_send_frame(state_, &heartbeat) == AMQP_STATUS_OK;
+}
+
 void AmqpConnection::reject(amqp_channel_t channel, std::uint64_t delivery_tag, bool requeue) {
   checkStatus(amqp_basic_reject(state_, channel, delivery_tag, requeue ? 1 : 0), "basic.reject");
 }

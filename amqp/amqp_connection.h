@@ -87,6 +87,9 @@ class AmqpConnection {
   void publish(amqp_channel_t channel, std::string_view routing_key,
                const amqp_basic_properties_t* properties, std::string_view body, bool mandatory);
   void ack(amqp_channel_t channel, std::uint64_t delivery_tag);
+  // One heartbeat frame, for a connection nobody reads for a while (see
+  // daemon/parked_connection.h). False when the send failed.
+  bool sendHeartbeat() noexcept;
   void reject(amqp_channel_t channel, std::uint64_t delivery_tag, bool requeue);
 
   // Answers a channel.close / connection.close the broker sent.

@@ -1,6 +1,8 @@
 // Many producers, one consumer that sleeps in poll(): items go in under a
 // mutex and the consumer's eventfd becomes readable. The consumer takes
-// everything at once, so producers wake it once per batch, not per item.
+// everything at once, so producers wake it once per batch, not per item, and
+// a consumer that feeds itself (a client callback submitting the next call)
+// makes no syscall at all.
 #pragma once
 
 #include <sys/eventfd.h>
@@ -27,13 +29,10 @@ class Mailbox {
   // `wake` false: the consumer itself is pushing and will drain before it
   // sleeps, so the eventfd write (a syscall) is saved.
   void push(T item, bool wake_consumer = true) {
-    bool was_empty = false;
-    {
-      std::lock_guard lock(mutex_);
-      was_empty = items_.empty();
-      items_.push_back(std::move(item));
-    }
-    if (was_empty && wake_consumer) wake();
+    std::lock_guard lock(mutex_);
+    // Not empty, or signalled: the consumer will look before it sleeps.
+    if (items_.empty() && wake_consumer) signal();
+    items_.push_back(std::move(item));
   }
 
   bool empty() {
@@ -42,14 +41,18 @@ class Mailbox {
   }
 
   // Everything pushed so far, in order. Swaps into `out` (cleared first) so
-  // the consumer can reuse one vector's capacity.
+  // the consumer can reuse one vector's capacity. Reads the eventfd only when
+  // it was written: a consumer fed by its own pushes makes no syscall here.
   void drainInto(std::vector<T>& out) {
     out.clear();
-    // Clear the counter before taking the items: a push racing with us then
-    // leaves the fd readable instead of losing its wake-up.
-    std::uint64_t count = 0;
-    [[maybe_unused]] const ssize_t unused = ::read(event_fd_, &count, sizeof count);
     std::lock_guard lock(mutex_);
+    // Read and cleared under the lock, as signal() writes under it: the fd
+    // is readable exactly while signalled_ is set.
+    if (signalled_) {
+      std::uint64_t count = 0;
+      [[maybe_unused]] const ssize_t unused = ::read(event_fd_, &count, sizeof count);
+      signalled_ = false;
+    }
     out.swap(items_);
   }
 
@@ -58,14 +61,23 @@ class Mailbox {
 
   // Wakes the consumer without an item (a stop request, say).
   void wake() noexcept {
-    const std::uint64_t one = 1;
-    [[maybe_unused]] const ssize_t unused = ::write(event_fd_, &one, sizeof one);
+    std::lock_guard lock(mutex_);
+    signal();
   }
 
  private:
+  // Under mutex_.
+  void signal() noexcept {
+    if (signalled_) return;
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const ssize_t unused = ::write(event_fd_, &one, sizeof one);
+    signalled_ = true;
+  }
+
   int event_fd_;
   std::mutex mutex_;
   std::vector<T> items_;
+  bool signalled_ = false;  // the eventfd was written and not read since
 };
 
 }  // namespace warren

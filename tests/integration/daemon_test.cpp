@@ -54,9 +54,10 @@ TEST(Daemon, AnswersAThousandRandomCallsAcrossFiveConsumers) {
     expected[reply->correlation_id] = 0;
     ++answered;
   }
-  EXPECT_EQ(daemon.counters("sum_1000").replied.load(), 1000u);
   EXPECT_EQ(broker().queueState("sum_1000"), "0 0 5");
   daemon.stop();
+  // Counted after the ack: read once the consumers are gone.
+  EXPECT_EQ(daemon.counters("sum_1000").replied.load(), 1000u);
   expectQueueSettled("sum_1000");
 }
 
@@ -64,10 +65,11 @@ TEST(Daemon, AnswersMalformedBodiesWithErrorsWhileServingValidOnes) {
   RunningDaemon daemon(daemonYaml(broker().port(), sumQueue("sum_bad")));
   TestClient client(broker().port());
   const std::map<std::string, std::string> bodies = {
-      {"ok1", "1,2"},   {"empty", ""},           {"one", "5"},    {"three", "1,2,3"},
-      {"word", "x,1"},  {"ok2", "-7, 3"},        {"float", "1.5,2"},
-      {"huge", "99999999999999999999,1"},        {"ok3", " 40 , +2 "},
-      {"overflow", "9223372036854775807,1"}};
+      {"ok1", "1,2"},       {"empty", ""},
+      {"one", "5"},         {"three", "1,2,3"},
+      {"word", "x,1"},      {"ok2", "-7, 3"},
+      {"float", "1.5,2"},   {"huge", "99999999999999999999,1"},
+      {"ok3", " 40 , +2 "}, {"overflow", "9223372036854775807,1"}};
   for (const auto& [id, body] : bodies) client.send("sum_bad", body, id);
   std::map<std::string, TestReply> replies;
   while (replies.size() < bodies.size()) {
@@ -87,9 +89,31 @@ TEST(Daemon, AnswersMalformedBodiesWithErrorsWhileServingValidOnes) {
   EXPECT_NE(replies["word"].errorMessage().find("'x'"), std::string::npos);
   EXPECT_EQ(replies["huge"].errorCode(), "out_of_range");
   EXPECT_EQ(replies["overflow"].errorCode(), "out_of_range");
-  EXPECT_EQ(daemon.counters("sum_bad").replied_error.load(), 7u);
   daemon.stop();
+  EXPECT_EQ(daemon.counters("sum_bad").replied_error.load(), 7u);
   expectQueueSettled("sum_bad");
+}
+
+TEST(Daemon, AHandlerOverrunningTheDrainTimeoutIsAbandonedAndItsRequestRedelivered) {
+  Gate gate;
+  RunningDaemon daemon(daemonYaml(broker().port(),
+                                  "  - name: slow_drain\n    handler: gate\n"
+                                  "    consumers: 1\n" +
+                                      gate.options(),
+                                  "", WARREN_FIXTURE_PLUGIN_DIR) +
+                       "shutdown:\n  drain_timeout: 200ms\n");
+  TestClient client(broker().port());
+  client.send("slow_drain", "held", "drain-1");
+  ASSERT_TRUE(gate.waitEntered(std::chrono::seconds(10)));
+  EXPECT_FALSE(daemon.stop()) << "reported a clean drain with a handler still running";
+  EXPECT_NE(daemon.log().text().find("1 handler(s) still running after the drain timeout"),
+            std::string::npos);
+  // Its connection was closed: the broker holds the request again, ready.
+  EXPECT_EQ(broker().queueState("slow_drain"), "1 0 0");
+  gate.open();
+  EXPECT_TRUE(daemon.log().waitFor("a handler abandoned at the drain deadline returned",
+                                   std::chrono::seconds(10)));
+  client.deleteQueue("slow_drain");
 }
 
 TEST(Daemon, AcksAndCountsARequestWithoutReplyTo) {
@@ -112,8 +136,7 @@ TEST(Daemon, RefusesABodyOverTheLimitWithoutHandlingIt) {
   const std::string big(300 * 1024, '7');  // spans several frames
   const TestReply refused = client.call("sum_large", big);
   EXPECT_EQ(refused.errorCode(), "too_large");
-  EXPECT_EQ(refused.errorMessage(),
-            "request body of 307200 bytes exceeds the limit of 1024 bytes");
+  EXPECT_EQ(refused.errorMessage(), "request body of 307200 bytes exceeds the limit of 1024 bytes");
   EXPECT_EQ(client.call("sum_large", "20,22").body, "42");
   EXPECT_EQ(daemon.counters("sum_large").too_large.load(), 1u);
   daemon.stop();
@@ -170,8 +193,9 @@ TEST(Daemon, ReportsAQueueDeclaredWithOtherArgumentsWhileOtherQueuesServe) {
       daemonYaml(broker().port(), "  - name: conflicting\n    handler: sum\n    consumers: 2\n" +
                                       sumQueue("sum_beside_conflict", 2)),
       /*wait_consuming=*/false);
-  ASSERT_TRUE(daemon.supervisor().queue("sum_beside_conflict").waitConsuming(
-      std::chrono::steady_clock::now() + std::chrono::seconds(30)));
+  ASSERT_TRUE(daemon.supervisor()
+                  .queue("sum_beside_conflict")
+                  .waitConsuming(std::chrono::steady_clock::now() + std::chrono::seconds(30)));
   EXPECT_EQ(client.call("sum_beside_conflict", "5,6").body, "11");
   ASSERT_TRUE(daemon.log().waitFor("inequivalent arg 'x-max-length'", std::chrono::seconds(10)));
   const std::string log = daemon.log().text();
@@ -182,8 +206,8 @@ TEST(Daemon, ReportsAQueueDeclaredWithOtherArgumentsWhileOtherQueuesServe) {
   EXPECT_NE(log.find("make queues[0] (durable, auto_delete, arguments) match"), std::string::npos);
   // Retried with growing delays, never consuming, never touching the other queue.
   ASSERT_TRUE(daemon.log().waitFor("(attempt 2)", std::chrono::seconds(10)));
-  EXPECT_FALSE(daemon.supervisor().queue("conflicting").waitConsuming(
-      std::chrono::steady_clock::now()));
+  EXPECT_FALSE(
+      daemon.supervisor().queue("conflicting").waitConsuming(std::chrono::steady_clock::now()));
   EXPECT_EQ(client.call("sum_beside_conflict", "1,1").body, "2");
   daemon.stop();
   expectQueueSettled("sum_beside_conflict");

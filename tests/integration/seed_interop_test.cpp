@@ -56,6 +56,7 @@ TEST(SeedInterop, TheSeedClientGetsItsTenSumsFromWarrend) {
   EXPECT_EQ(answers, 10) << output;
   std::printf("seed client: 10 calls answered in %lld ms (python start-up included)\n",
               static_cast<long long>(elapsed.count()));
+  daemon.stop();  // counted after the ack: read once the consumers are gone
   EXPECT_EQ(daemon.counters("sum").replied.load(), 10u);
 }
 

@@ -1,0 +1,316 @@
+#include "consumer.h"
+
+#include "reply_properties.h"
+
+#include <poll.h>
+
+#include <array>
+#include <cerrno>
+#include <string_view>
+
+namespace warren {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::chrono::milliseconds pollInterval(std::chrono::seconds heartbeat) {
+  if (heartbeat.count() == 0) return std::chrono::milliseconds(1000);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(heartbeat) / 4;
+}
+
+}  // namespace
+
+Consumer::Consumer(std::shared_ptr<QueueRuntime> runtime, int index)
+    : runtime_(std::move(runtime)),
+      index_(index),
+      rt_(*runtime_),
+      assembler_(rt_.queue.max_body_bytes) {}
+
+void Consumer::start() {
+  thread_ = std::thread([self = shared_from_this()] {
+    self->run();
+    self->finished();
+  });
+}
+
+void Consumer::finished() {
+  {
+    std::lock_guard lock(done_mutex_);
+    done_ = true;
+  }
+  done_changed_.notify_all();
+}
+
+bool Consumer::join(Clock::time_point deadline) {
+  if (!thread_.joinable()) return true;
+  {
+    std::unique_lock lock(done_mutex_);
+    if (!done_changed_.wait_until(lock, deadline, [this] { return done_; }) &&
+        parked_.closeIfParked()) {
+      thread_.detach();
+      return false;
+    }
+  }
+  thread_.join();
+  return true;
+}
+
+void Consumer::run() {
+  const QueueConfig& queue = rt_.queue;
+  Backoff backoff(rt_.broker.reconnect.initial_delay, rt_.broker.reconnect.max_delay);
+  ConnectionOptions options = rt_.broker.connection;
+  options.connection_name += " #" + std::to_string(index_ + 1);
+  while (!rt_.stop.requested()) {
+    assembler_.reset();
+    std::string failure;
+    bool misconfigured = false;  // the broker refuses what the config asks for
+    bool was_consuming = false;
+    try {
+      AmqpConnection connection(rt_.broker.address, options);
+      try {
+        openSession(connection);
+      } catch (const AmqpError& e) {
+        if (e.scope() == AmqpError::Scope::kChannel) connection.close();
+        throw;
+      }
+      rt_.health.consuming(index_, backoff.attempts());
+      backoff.reset();
+      was_consuming = true;
+      SessionEnd end{};
+      try {
+        end = serve(connection);
+      } catch (const AmqpError& e) {
+        // The connection itself is fine after a channel or consumer loss:
+        // close it politely so the broker requeues at once, without warnings.
+        if (e.scope() == AmqpError::Scope::kChannel) connection.close();
+        throw;
+      }
+      rt_.health.stopped(index_);
+      if (end == SessionEnd::kDrained) {
+        connection.close();
+      } else {
+        // Its connection was closed under it at the drain deadline.
+        rt_.logger->warn(
+            "consumer {}: a handler abandoned at the drain deadline returned; its reply is "
+            "dropped, the broker redelivers the request",
+            index_ + 1);
+      }
+      return;
+    } catch (const AmqpError& e) {
+      failure = e.what();
+      misconfigured = e.replyCode() == 406 || e.replyCode() == 403;
+      if (misconfigured) {
+        failure += "; the queue exists with other settings or the user lacks permission: make " +
+                   queue.path +
+                   " (durable, auto_delete, arguments) match the broker's queue, or delete that "
+                   "queue";
+      }
+    } catch (const std::exception& e) {
+      failure = std::string("protocol error: ") + e.what();
+    }
+    if (rt_.stop.requested()) break;
+    if (was_consuming) ++rt_.counters.sessions_lost;
+    const auto delay = backoff.next();
+    rt_.health.failed(index_, failure, backoff.attempts(), delay, was_consuming, misconfigured);
+    rt_.stop.waitFor(delay);
+  }
+  rt_.health.stopped(index_);
+}
+
+void Consumer::openSession(AmqpConnection& connection) {
+  const QueueConfig& queue = rt_.queue;
+  constexpr amqp_channel_t kChannel = 1;
+  connection.openChannel(kChannel);
+  connection.declareQueue(
+      kChannel, QueueDeclaration{queue.name, queue.durable, queue.auto_delete, &queue.arguments});
+  connection.setPrefetch(kChannel, static_cast<std::uint16_t>(queue.prefetch));
+  consumer_tag_ = connection.consume(kChannel, queue.name);
+}
+
+Consumer::SessionEnd Consumer::serve(AmqpConnection& connection) {
+  const auto heartbeat = connection.heartbeat();
+  const auto interval = pollInterval(heartbeat);
+  auto last_inbound = Clock::now();
+  bool draining = false;
+
+  for (;;) {
+    if (!draining && rt_.stop.requested()) {
+      draining = true;
+      cancelConsumer(connection);
+    }
+    bool more = true;
+    while (more) {
+      amqp_frame_t frame;
+      if (!connection.readFrameNoWait(frame)) break;  // nothing buffered, nothing on the socket
+      last_inbound = Clock::now();
+      if (!handleFrame(connection, frame)) return SessionEnd::kAbandoned;
+      amqp_maybe_release_buffers(connection.raw());
+      // Skip the read that would only say "nothing yet": poll() first.
+      more = connection.hasBufferedInput();
+      if (!draining && rt_.stop.requested()) break;
+    }
+    // Cancelled, and every delivery that came before the cancel-ok handed
+    // back: nothing more arrives on this consumer.
+    if (draining && !connection.hasBufferedInput()) return SessionEnd::kDrained;
+    if (more) continue;
+
+    // rabbitmq-c only notices missing broker heartbeats inside a blocking
+    // wait, which this loop never makes: watch for them here. A long handler
+    // does not count: what the broker sent meanwhile was read just above.
+    if (heartbeat.count() > 0 && Clock::now() - last_inbound > 2 * heartbeat) {
+      throw AmqpError(
+          AmqpError::Scope::kConnection, 0,
+          "no heartbeat from the broker for " + std::to_string(2 * heartbeat.count()) + " s");
+    }
+    std::array<pollfd, 2> fds{pollfd{connection.fd(), POLLIN, 0}, pollfd{rt_.stop.fd(), POLLIN, 0}};
+    const int ready = ::poll(fds.data(), fds.size(), static_cast<int>(interval.count()));
+    if (ready < 0 && errno != EINTR) {
+      throw AmqpError(AmqpError::Scope::kConnection, 0, "poll failed");
+    }
+    if (ready > 0 && fds[0].revents != 0) last_inbound = Clock::now();
+  }
+}
+
+void Consumer::cancelConsumer(AmqpConnection& connection) {
+  // Deliveries that arrive before the cancel-ok are kept by rabbitmq-c and
+  // read next: handleMessage() hands them back to the queue.
+  connection.cancel(1, consumer_tag_);
+}
+
+bool Consumer::handleFrame(AmqpConnection& connection, const amqp_frame_t& frame) {
+  if (frame.frame_type == AMQP_FRAME_HEADER || frame.frame_type == AMQP_FRAME_BODY) {
+    if (auto message = assembler_.feed(frame)) {
+      return handleMessage(connection, std::move(*message));
+    }
+    return true;
+  }
+  if (assembler_.beginIfContentMethod(frame)) return true;
+  if (frame.frame_type != AMQP_FRAME_METHOD) return true;  // heartbeats are the library's
+
+  const amqp_method_t& method = frame.payload.method;
+  switch (method.id) {
+    case AMQP_BASIC_CANCEL_METHOD:
+      // consumer_cancel_notify: the queue was deleted (or the node holding
+      // it went away). Consuming again needs a new session, which re-declares.
+      throw AmqpError(AmqpError::Scope::kChannel, 0,
+                      "the broker cancelled the consumer (was queue '" + rt_.queue.name +
+                          "' deleted?); declaring it and consuming again");
+    case AMQP_CHANNEL_CLOSE_METHOD: {
+      const std::string detail = describeBrokerClose(method);
+      const int code = static_cast<const amqp_channel_close_t*>(method.decoded)->reply_code;
+      connection.confirmChannelClose(frame.channel);
+      throw AmqpError(AmqpError::Scope::kChannel, code, "the broker closed the channel: " + detail);
+    }
+    case AMQP_CONNECTION_CLOSE_METHOD: {
+      const std::string detail = describeBrokerClose(method);
+      const int code = static_cast<const amqp_connection_close_t*>(method.decoded)->reply_code;
+      connection.confirmConnectionClose();
+      throw AmqpError(AmqpError::Scope::kConnection, code,
+                      "the broker closed the connection: " + detail);
+    }
+    case AMQP_CONNECTION_BLOCKED_METHOD: {
+      const auto* blocked = static_cast<const amqp_connection_blocked_t*>(method.decoded);
+      ++rt_.counters.blocked;
+      rt_.logger->warn(
+          "consumer {}: the broker blocks publishing on this connection: {}", index_ + 1,
+          std::string_view(static_cast<const char*>(blocked->reason.bytes), blocked->reason.len));
+      return true;
+    }
+    case AMQP_CONNECTION_UNBLOCKED_METHOD:
+      rt_.logger->info("consumer {}: the broker unblocked publishing on this connection",
+                       index_ + 1);
+      return true;
+    default:
+      rt_.logger->debug("ignoring {} on channel {}", amqp_method_name(method.id), frame.channel);
+      return true;
+  }
+}
+
+bool Consumer::handleMessage(AmqpConnection& connection, InboundMessage message) {
+  if (message.kind == InboundMessage::Kind::kReturn) {
+    if (isDirectReplyTo(message.routing_key)) return true;  // delivered all the same
+    ++rt_.counters.returned;
+    rt_.logger->warn(
+        "reply to '{}' (correlation_id '{}') was not routed: {} {}; the caller's reply queue is "
+        "gone",
+        message.routing_key, message.correlation_id, message.reply_code, message.reply_text);
+    return true;
+  }
+
+  ++rt_.counters.received;
+  const amqp_channel_t channel = message.channel;
+  const std::uint64_t tag = message.delivery_tag;
+  if (rt_.stop.requested()) {
+    // Not started: back to the queue at once, for another consumer (or this
+    // daemon's next start) to answer.
+    connection.reject(channel, tag, /*requeue=*/true);
+    ++rt_.counters.requeued;
+    return true;
+  }
+  if (!message.has_reply_to) {
+    ++rt_.counters.missing_reply_to;
+    rt_.logger->warn("request without reply_to (correlation_id '{}', {} bytes): acked, no reply",
+                     message.correlation_id, message.body_size);
+    connection.ack(channel, tag);
+    return true;
+  }
+  if (message.body_too_large) {
+    ++rt_.counters.too_large;
+    rt_.logger->warn("request of {} bytes exceeds max_body_bytes ({}): error reply",
+                     message.body_size, rt_.queue.max_body_bytes);
+    HandlerReply refusal;
+    refusal.error = HandlerError{WARREN_ERROR_TOO_LARGE,
+                                 "request body of " + std::to_string(message.body_size) +
+                                     " bytes exceeds the limit of " +
+                                     std::to_string(rt_.queue.max_body_bytes) + " bytes"};
+    publishReply(connection, message, refusal);
+    return true;
+  }
+  return answer(connection, message);
+}
+
+bool Consumer::answer(AmqpConnection& connection, const InboundMessage& message) {
+  headers_.clear();
+  for (const auto& [key, value] : message.headers) {
+    headers_.push_back({{key.data(), key.size()}, {value.data(), value.size()}});
+  }
+  warren_request request{};
+  request.body = {message.body.data(), message.body.size()};
+  request.content_type = {message.content_type.data(), message.content_type.size()};
+  request.headers = headers_.empty() ? nullptr : headers_.data();
+  request.header_count = headers_.size();
+  request.redelivered = message.redelivered ? 1 : 0;
+
+  parked_.park(connection);
+  rt_.handler->handle(request, reply_);
+  if (!parked_.unpark()) return false;
+  publishReply(connection, message, reply_);
+  return true;
+}
+
+void Consumer::publishReply(AmqpConnection& connection, const InboundMessage& message,
+                            const HandlerReply& reply) {
+  const ReplyProperties properties(message.correlation_id, reply);
+  const std::string error_body = reply.error ? errorReplyBody(*reply.error) : std::string();
+  // Reply first, then ack, on the same channel: AMQP keeps their order, so a
+  // connection lost in between means the request is redelivered and answered
+  // again, never acked unanswered.
+  try {
+    connection.publish(message.channel, message.reply_to, properties.get(),
+                       reply.error ? std::string_view(error_body) : std::string_view(reply.body),
+                       /*mandatory=*/!isDirectReplyTo(message.reply_to));
+    connection.ack(message.channel, message.delivery_tag);
+  } catch (const AmqpError&) {
+    ++rt_.counters.reply_failures;
+    throw;
+  }
+  if (reply.error) {
+    ++rt_.counters.replied_error;
+    rt_.logger->debug("error reply {} to '{}': {}", errorCodeName(reply.error->code),
+                      message.reply_to, reply.error->message);
+  } else {
+    ++rt_.counters.replied;
+  }
+}
+
+}  // namespace warren

@@ -1,0 +1,113 @@
+// One consumer of a queue: its own connection, one channel with prefetch P
+// and manual acks, and one thread that reads each request, runs the handler
+// and publishes the reply, then acks.
+//
+// The handler runs on the thread that read the request: a request costs no
+// hand-off between threads (on a 2-core machine that wake-up is CPU taken
+// from the broker). While it runs the connection is parked, and the queue's
+// HeartbeatKeeper sends its heartbeats (parked_connection.h).
+//
+// When the connection or the consumer is lost, the consumer starts a new
+// session after a capped, jittered backoff; a request it was answering is
+// redelivered by the broker and answered again.
+#pragma once
+
+#include "amqp_connection.h"
+#include "backoff.h"
+#include "broker_url.h"
+#include "config.h"
+#include "delivery_assembler.h"
+#include "parked_connection.h"
+#include "plugin_instance.h"
+#include "queue_counters.h"
+#include "queue_health.h"
+#include "stop_signal.h"
+
+#include <spdlog/logger.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace warren {
+
+struct BrokerSettings {
+  BrokerAddress address;
+  ConnectionOptions connection;
+  ReconnectConfig reconnect;
+};
+
+// What the consumers of one queue share. Held by shared_ptr from each
+// consumer thread, so one left running past the drain deadline (a handler
+// that never returns) still finds it alive.
+struct QueueRuntime {
+  QueueRuntime(QueueConfig queue_config, BrokerSettings broker_settings,
+               std::shared_ptr<const PluginInstance> handler_instance,
+               std::shared_ptr<spdlog::logger> queue_logger)
+      : queue(std::move(queue_config)),
+        broker(std::move(broker_settings)),
+        handler(std::move(handler_instance)),
+        logger(std::move(queue_logger)),
+        health(queue.name, queue.consumers, queue.prefetch, logger) {}
+
+  const QueueConfig queue;
+  const BrokerSettings broker;
+  const std::shared_ptr<const PluginInstance> handler;
+  const std::shared_ptr<spdlog::logger> logger;
+  QueueCounters counters;
+  QueueHealth health;
+  StopSignal stop;
+};
+
+class Consumer : public std::enable_shared_from_this<Consumer> {
+ public:
+  Consumer(std::shared_ptr<QueueRuntime> runtime, int index);
+  Consumer(const Consumer&) = delete;
+  Consumer& operator=(const Consumer&) = delete;
+  ~Consumer() = default;  // after join(): the thread is joined or detached
+
+  void start();
+  // After a stop request: waits for the thread until `deadline`. A thread
+  // still running a handler then has its connection closed (the broker
+  // redelivers the request) and is left running, detached: returns false.
+  // A thread busy with anything else is bounded by the connection timeouts
+  // and is waited for.
+  bool join(std::chrono::steady_clock::time_point deadline);
+
+  ParkedConnection& parkedConnection() noexcept { return parked_; }
+
+ private:
+  enum class SessionEnd { kDrained, kAbandoned };
+
+  void run();
+  void openSession(AmqpConnection& connection);
+  SessionEnd serve(AmqpConnection& connection);
+  void cancelConsumer(AmqpConnection& connection);
+  // False when the connection was taken away while the handler ran.
+  bool handleFrame(AmqpConnection& connection, const amqp_frame_t& frame);
+  bool handleMessage(AmqpConnection& connection, InboundMessage message);
+  // Runs the handler with the connection parked, then replies and acks.
+  bool answer(AmqpConnection& connection, const InboundMessage& message);
+  void publishReply(AmqpConnection& connection, const InboundMessage& message,
+                    const HandlerReply& reply);
+  void finished();
+
+  std::shared_ptr<QueueRuntime> runtime_;
+  const int index_;
+  QueueRuntime& rt_;  // *runtime_, for brevity
+  DeliveryAssembler assembler_;
+  ParkedConnection parked_;
+  std::string consumer_tag_;
+  HandlerReply reply_;                  // reused: its buffers outlive one request
+  std::vector<warren_header> headers_;  // reused, same reason
+
+  std::mutex done_mutex_;
+  std::condition_variable done_changed_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+}  // namespace warren
