@@ -13,6 +13,19 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// warren_requests_in_progress: up when a request arrives, down however its
+// handling ends (a reply lost with its connection included).
+class InProgress {
+ public:
+  explicit InProgress(QueueMetrics& metrics) : metrics_(metrics) { metrics_.inProgressAdd(1); }
+  ~InProgress() { metrics_.inProgressAdd(-1); }
+  InProgress(const InProgress&) = delete;
+  InProgress& operator=(const InProgress&) = delete;
+
+ private:
+  QueueMetrics& metrics_;
+};
+
 std::chrono::milliseconds pollInterval(std::chrono::seconds heartbeat) {
   if (heartbeat.count() == 0) return std::chrono::milliseconds(1000);
   return std::chrono::duration_cast<std::chrono::milliseconds>(heartbeat) / 4;
@@ -33,7 +46,22 @@ void Consumer::start() {
   });
 }
 
+void Consumer::expectTurnWithin(std::chrono::milliseconds wait) noexcept {
+  // A synchronous library call made on the way may take the rpc timeout.
+  const auto margin = rt_.broker.connection.rpc_timeout + std::chrono::seconds(5);
+  turn_deadline_.store((Clock::now() + wait + margin).time_since_epoch().count(),
+                       std::memory_order_relaxed);
+}
+
+bool Consumer::stalled(Clock::time_point now) const noexcept {
+  if (parked_.parked()) return false;
+  return now.time_since_epoch().count() > turn_deadline_.load(std::memory_order_relaxed);
+}
+
 void Consumer::finished() {
+  // Gone is not stalled.
+  turn_deadline_.store(Clock::time_point::max().time_since_epoch().count(),
+                       std::memory_order_relaxed);
   {
     std::lock_guard lock(done_mutex_);
     done_ = true;
@@ -66,6 +94,9 @@ void Consumer::run() {
     bool misconfigured = false;  // the broker refuses what the config asks for
     bool was_consuming = false;
     try {
+      // Connecting, then four synchronous calls to open the session.
+      expectTurnWithin(options.connect_timeout + 4 * options.rpc_timeout);
+      rt_.metrics->connectionAttempt();
       AmqpConnection connection(rt_.broker.address, options);
       try {
         openSession(connection);
@@ -112,6 +143,7 @@ void Consumer::run() {
     if (was_consuming) ++rt_.counters.sessions_lost;
     const auto delay = backoff.next();
     rt_.health.failed(index_, failure, backoff.attempts(), delay, was_consuming, misconfigured);
+    expectTurnWithin(delay);
     rt_.stop.waitFor(delay);
   }
   rt_.health.stopped(index_);
@@ -134,6 +166,7 @@ Consumer::SessionEnd Consumer::serve(AmqpConnection& connection) {
   bool draining = false;
 
   for (;;) {
+    expectTurnWithin(interval);
     if (!draining && rt_.stop.requested()) {
       draining = true;
       cancelConsumer(connection);
@@ -230,6 +263,7 @@ bool Consumer::handleMessage(AmqpConnection& connection, InboundMessage message)
   if (message.kind == InboundMessage::Kind::kReturn) {
     if (isDirectReplyTo(message.routing_key)) return true;  // delivered all the same
     ++rt_.counters.returned;
+    rt_.metrics->replyReturned();
     rt_.logger->warn(
         "reply to '{}' (correlation_id '{}') was not routed: {} {}; the caller's reply queue is "
         "gone",
@@ -238,6 +272,10 @@ bool Consumer::handleMessage(AmqpConnection& connection, InboundMessage message)
   }
 
   ++rt_.counters.received;
+  QueueMetrics& metrics = *rt_.metrics;
+  metrics.received();
+  if (message.redelivered) metrics.redelivered();
+  const InProgress in_progress(metrics);
   const amqp_channel_t channel = message.channel;
   const std::uint64_t tag = message.delivery_tag;
   if (rt_.stop.requested()) {
@@ -245,6 +283,7 @@ bool Consumer::handleMessage(AmqpConnection& connection, InboundMessage message)
     // daemon's next start) to answer.
     connection.reject(channel, tag, /*requeue=*/true);
     ++rt_.counters.requeued;
+    metrics.finished(Outcome::kRequeued);
     return true;
   }
   if (!message.has_reply_to) {
@@ -252,6 +291,7 @@ bool Consumer::handleMessage(AmqpConnection& connection, InboundMessage message)
     rt_.logger->warn("request without reply_to (correlation_id '{}', {} bytes): acked, no reply",
                      message.correlation_id, message.body_size);
     connection.ack(channel, tag);
+    metrics.finished(Outcome::kNoReplyTo);
     return true;
   }
   if (message.body_too_large) {
@@ -282,7 +322,9 @@ bool Consumer::answer(AmqpConnection& connection, const InboundMessage& message)
   request.redelivered = message.redelivered ? 1 : 0;
 
   parked_.park(connection);
+  const auto started = Clock::now();
   rt_.handler->handle(request, reply_);
+  rt_.metrics->observeHandler(Clock::now() - started);
   if (!parked_.unpark()) return false;
   publishReply(connection, message, reply_);
   return true;
@@ -302,8 +344,10 @@ void Consumer::publishReply(AmqpConnection& connection, const InboundMessage& me
     connection.ack(message.channel, message.delivery_tag);
   } catch (const AmqpError&) {
     ++rt_.counters.reply_failures;
+    rt_.metrics->replyPublishFailed();
     throw;
   }
+  rt_.metrics->finished(reply.error ? outcomeOf(reply.error->code) : Outcome::kOk);
   if (reply.error) {
     ++rt_.counters.replied_error;
     rt_.logger->debug("error reply {} to '{}': {}", errorCodeName(reply.error->code),

@@ -17,6 +17,7 @@
 #include "broker_url.h"
 #include "config.h"
 #include "delivery_assembler.h"
+#include "metrics_queue.h"
 #include "parked_connection.h"
 #include "plugin_instance.h"
 #include "queue_counters.h"
@@ -25,6 +26,7 @@
 
 #include <spdlog/logger.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
@@ -46,17 +48,20 @@ struct BrokerSettings {
 struct QueueRuntime {
   QueueRuntime(QueueConfig queue_config, BrokerSettings broker_settings,
                std::shared_ptr<const PluginInstance> handler_instance,
-               std::shared_ptr<spdlog::logger> queue_logger)
+               std::shared_ptr<spdlog::logger> queue_logger,
+               std::shared_ptr<QueueMetrics> queue_metrics)
       : queue(std::move(queue_config)),
         broker(std::move(broker_settings)),
         handler(std::move(handler_instance)),
         logger(std::move(queue_logger)),
-        health(queue.name, queue.consumers, queue.prefetch, logger) {}
+        metrics(std::move(queue_metrics)),
+        health(queue.name, queue.consumers, queue.prefetch, logger, metrics) {}
 
   const QueueConfig queue;
   const BrokerSettings broker;
   const std::shared_ptr<const PluginInstance> handler;
   const std::shared_ptr<spdlog::logger> logger;
+  const std::shared_ptr<QueueMetrics> metrics;
   QueueCounters counters;
   QueueHealth health;
   StopSignal stop;
@@ -79,6 +84,11 @@ class Consumer : public std::enable_shared_from_this<Consumer> {
 
   ParkedConnection& parkedConnection() noexcept { return parked_; }
 
+  // For the watchdog: true when the thread is past the time by which it said
+  // it would come round again (a deadlock, or a library call hung beyond its
+  // timeouts). Running a handler, however long, is not stalling.
+  bool stalled(std::chrono::steady_clock::time_point now) const noexcept;
+
  private:
   enum class SessionEnd { kDrained, kAbandoned };
 
@@ -94,6 +104,8 @@ class Consumer : public std::enable_shared_from_this<Consumer> {
   void publishReply(AmqpConnection& connection, const InboundMessage& message,
                     const HandlerReply& reply);
   void finished();
+  // The thread comes round again within `wait` (plus a margin).
+  void expectTurnWithin(std::chrono::milliseconds wait) noexcept;
 
   std::shared_ptr<QueueRuntime> runtime_;
   const int index_;
@@ -103,6 +115,9 @@ class Consumer : public std::enable_shared_from_this<Consumer> {
   std::string consumer_tag_;
   HandlerReply reply_;                  // reused: its buffers outlive one request
   std::vector<warren_header> headers_;  // reused, same reason
+
+  std::atomic<std::chrono::steady_clock::rep> turn_deadline_{
+      std::chrono::steady_clock::time_point::max().time_since_epoch().count()};
 
   std::mutex done_mutex_;
   std::condition_variable done_changed_;

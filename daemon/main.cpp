@@ -1,16 +1,25 @@
 // warrend: parse arguments, wait for signals, let the Supervisor do the rest.
 //
+// Signals are blocked in every thread and taken here with sigtimedwait(), so
+// a reload or a stop runs on this thread, never in a signal handler. The
+// same loop tells systemd how things are (sd_notify) and pings its watchdog
+// while the consumers make progress.
+//
 // Exit codes (docs/operations.md): 0 clean stop, 1 runtime failure,
 // 2 usage error, 78 configuration error (EX_CONFIG).
 #include "config.h"
+#include "config_check.h"
+#include "service_notifier.h"
 #include "supervisor.h"
 
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
+#include <ctime>
 #include <iostream>
 
 namespace {
@@ -18,6 +27,15 @@ namespace {
 constexpr int kExitRuntime = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitConfig = 78;
+
+// How often the loop looks at readiness and progress when nothing arrives.
+constexpr std::chrono::milliseconds kTick{500};
+
+struct Options {
+  std::string config_path = "/etc/warren/warren.yaml";
+  std::string plugin_dir;
+  std::string log_level;
+};
 
 std::shared_ptr<spdlog::sinks::sink> makeSink() {
   auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
@@ -27,27 +45,125 @@ std::shared_ptr<spdlog::sinks::sink> makeSink() {
   return sink;
 }
 
+// The file, with the command line's overrides applied. Throws ConfigError.
+warren::Config loadConfig(const Options& options) {
+  warren::Config config = warren::loadConfig(options.config_path);
+  if (!options.plugin_dir.empty()) {
+    config.plugin_dir = std::filesystem::absolute(options.plugin_dir);
+    for (auto& queue : config.queues) {
+      queue.plugin_path = config.plugin_dir / (queue.handler + ".so");
+    }
+  }
+  if (!options.log_level.empty()) config.logging.level = options.log_level;
+  return config;
+}
+
+int checkOnly(const Options& options) {
+  std::vector<std::string> errors;
+  try {
+    errors = warren::checkConfig(loadConfig(options));
+  } catch (const warren::ConfigError& e) {
+    errors.push_back(e.what());
+  }
+  for (const std::string& error : errors) std::cerr << error << "\n";
+  if (!errors.empty()) {
+    std::cerr << options.config_path << ": " << errors.size() << " error(s)\n";
+    return kExitConfig;
+  }
+  std::cout << options.config_path << ": configuration OK\n";
+  return 0;
+}
+
+// Runs until SIGTERM or SIGINT; reloads on SIGHUP.
+void serve(warren::Supervisor& supervisor, const Options& options, const sigset_t& signals) {
+  const warren::ServiceNotifier notifier;
+  const auto watchdog =
+      std::chrono::duration_cast<std::chrono::milliseconds>(notifier.watchdogInterval());
+  const auto tick = watchdog.count() > 0 ? std::min(kTick, watchdog / 4) : kTick;
+  auto next_ping = std::chrono::steady_clock::now();
+  bool ready = false;
+  std::string status;
+
+  for (;;) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!ready && supervisor.readiness().ready) {
+      ready = true;
+      status = supervisor.status();
+      notifier.ready(status);
+      supervisor.logger().info("ready: {}", status);
+    } else if (const std::string current = supervisor.status(); current != status) {
+      status = current;
+      notifier.status(status);
+    }
+    // Only while every consumer comes round as it promised: a hung thread
+    // stops the pings and systemd restarts warrend.
+    if (watchdog.count() > 0 && now >= next_ping && supervisor.makingProgress()) {
+      notifier.watchdog();
+      next_ping = now + watchdog / 2;
+    }
+
+    timespec wait{0, static_cast<long>(std::chrono::nanoseconds(tick).count())};
+    const int signal = sigtimedwait(&signals, nullptr, &wait);
+    if (signal < 0) continue;  // EAGAIN: the tick; EINTR: look again
+    if (signal == SIGHUP) {
+      notifier.reloading("reloading " + options.config_path);
+      try {
+        supervisor.reload(loadConfig(options));
+        supervisor.metrics().recordReload(true);
+      } catch (const std::exception& e) {
+        supervisor.metrics().recordReload(false);
+        supervisor.logger().error("reload rejected, the running configuration stays: {}", e.what());
+      }
+      status = supervisor.status();
+      // READY=1 ends the reload for systemd; before the first READY=1 it
+      // would claim a readiness not reached yet.
+      if (ready) {
+        notifier.ready(status);
+      } else {
+        notifier.status(status);
+      }
+      continue;
+    }
+    supervisor.logger().info("{}: stopping", signal == SIGINT ? "SIGINT" : "SIGTERM");
+    notifier.stopping("draining");
+    return;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"warrend: serves RPC requests from RabbitMQ queues with handler plugins"};
   app.set_version_flag("--version", std::string("warrend ") + WARREN_VERSION);
-  std::string config_path = "/etc/warren/warren.yaml";
-  std::string plugin_dir;
-  bool check_only = false;
-  app.add_option("-c,--config", config_path, "YAML configuration file")->capture_default_str();
-  app.add_option("--plugin-dir", plugin_dir,
+  Options options;
+  bool check = false;
+  std::string check_path;
+  app.add_option("-c,--config", options.config_path, "YAML configuration file")
+      ->capture_default_str();
+  app.add_option("--plugin-dir", options.plugin_dir,
                  "Load plugins from this folder instead of the file's plugins.dir");
-  app.add_flag("--check", check_only, "Validate the configuration and plugins, then exit");
+  app.add_option("--log-level", options.log_level, "Log level, overriding logging.level")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  auto* check_flag =
+      app.add_flag("--check", check, "Validate the configuration and plugins, then exit");
+  app.add_option("--check-config", check_path,
+                 "Validate FILE and load its plugins (ABI, options, create/destroy), print OK "
+                 "or every error, exit 0 or 78")
+      ->excludes(check_flag);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : kExitUsage;
   }
+  if (!check_path.empty()) {
+    options.config_path = check_path;
+    check = true;
+  }
+  if (check) return checkOnly(options);
 
-  // Block the stop signals before any thread starts, so every thread
-  // inherits the mask and only sigwait() below ever sees them.
+  // Block the signals before any thread starts, so every thread inherits
+  // the mask and only sigtimedwait() in serve() ever sees them.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
@@ -56,31 +172,9 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   try {
-    warren::Config config = warren::loadConfig(config_path);
-    if (!plugin_dir.empty()) {
-      config.plugin_dir = std::filesystem::absolute(plugin_dir);
-      for (auto& queue : config.queues) {
-        queue.plugin_path = config.plugin_dir / (queue.handler + ".so");
-      }
-    }
-    warren::Supervisor supervisor(std::move(config), makeSink());
-    if (check_only) {
-      std::cout << "configuration OK\n";
-      return 0;
-    }
+    warren::Supervisor supervisor(loadConfig(options), makeSink());
     supervisor.start();
-    for (;;) {
-      int signal = 0;
-      if (sigwait(&signals, &signal) != 0) continue;
-      if (signal == SIGHUP) {
-        supervisor.logger().warn(
-            "SIGHUP: configuration reload is not available in this version; restart warrend "
-            "to apply a new configuration");
-        continue;
-      }
-      supervisor.logger().info("{}: stopping", signal == SIGINT ? "SIGINT" : "SIGTERM");
-      break;
-    }
+    serve(supervisor, options, signals);
     supervisor.requestStop();
     const bool clean = supervisor.wait();
     supervisor.logger().info(clean ? "stopped cleanly"

@@ -1,6 +1,7 @@
 #include "plugin_library.h"
 
 #include <dlfcn.h>
+#include <sys/stat.h>
 
 #include <cstddef>
 #include <memory>
@@ -73,7 +74,16 @@ warren_plugin_entry_fn findEntry(void* handle, const char* symbol) noexcept {
 
 }  // namespace
 
-std::shared_ptr<const PluginLibrary> PluginLibrary::load(const std::filesystem::path& path) {
+std::optional<FileIdentity> FileIdentity::of(const std::filesystem::path& path) {
+  struct stat status {};
+  if (::stat(path.c_str(), &status) != 0) return std::nullopt;
+  constexpr std::int64_t kNsPerSecond = 1'000'000'000;
+  return FileIdentity{status.st_dev, status.st_ino, status.st_size,
+                      std::int64_t{status.st_mtim.tv_sec} * kNsPerSecond + status.st_mtim.tv_nsec};
+}
+
+std::shared_ptr<const PluginLibrary> PluginLibrary::load(const std::filesystem::path& path,
+                                                         const std::string& load_name) {
   std::error_code status_error;
   if (std::filesystem::status(path, status_error).type() == std::filesystem::file_type::not_found) {
     throw PluginError("plugin file " + quoted(path) +
@@ -82,8 +92,13 @@ std::shared_ptr<const PluginLibrary> PluginLibrary::load(const std::filesystem::
 
   // A bare file name would make dlopen() search the library path, not the
   // current directory.
-  const std::string opened =
-      path.has_parent_path() ? path.string() : (std::filesystem::path(".") / path).string();
+  std::string opened = load_name;
+  if (opened.empty()) {
+    opened = path.has_parent_path() ? path.string() : (std::filesystem::path(".") / path).string();
+  }
+  // Taken before dlopen(): a file replaced in between is seen as changed at
+  // the next reload, never the other way round.
+  const FileIdentity identity = FileIdentity::of(path).value_or(FileIdentity{});
   ::dlerror();
   DlHandle handle(::dlopen(opened.c_str(), RTLD_NOW | RTLD_LOCAL));
   if (!handle) {
@@ -144,16 +159,18 @@ std::shared_ptr<const PluginLibrary> PluginLibrary::load(const std::filesystem::
                       "destroy");
   }
 
-  std::unique_ptr<PluginLibrary> library(new PluginLibrary(handle.get(), descriptor, path));
+  std::unique_ptr<PluginLibrary> library(
+      new PluginLibrary(handle.get(), descriptor, path, identity));
   static_cast<void>(handle.release());  // ownership moved into `library`
   return library;
 }
 
 PluginLibrary::PluginLibrary(void* handle, const warren_plugin* descriptor,
-                             std::filesystem::path path)
+                             std::filesystem::path path, FileIdentity identity)
     : handle_(handle),
       descriptor_(descriptor),
       path_(std::move(path)),
+      identity_(identity),
       name_(descriptor->name),
       version_(descriptor->version) {}
 

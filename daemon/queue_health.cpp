@@ -8,10 +8,12 @@ bool powerOfTwo(std::uint32_t attempt) { return attempt != 0 && (attempt & (atte
 }  // namespace
 
 QueueHealth::QueueHealth(std::string queue, int consumers, int prefetch,
-                         std::shared_ptr<spdlog::logger> logger)
+                         std::shared_ptr<spdlog::logger> logger,
+                         std::shared_ptr<QueueMetrics> metrics)
     : queue_(std::move(queue)),
       prefetch_(prefetch),
       logger_(std::move(logger)),
+      metrics_(std::move(metrics)),
       consuming_(static_cast<std::size_t>(consumers), false) {}
 
 void QueueHealth::consuming(int index, std::uint32_t attempts) {
@@ -21,6 +23,7 @@ void QueueHealth::consuming(int index, std::uint32_t attempts) {
     if (slot) return;
     slot = true;
     ++count_;
+    metrics_->consumerConnected();
     if (count_ == consumersConfigured()) {
       if (!served_) {
         logger_->info("consuming '{}' with {} consumer(s), prefetch {}", queue_, count_, prefetch_);
@@ -44,7 +47,9 @@ void QueueHealth::failed(int index, std::string_view failure, std::uint32_t atte
   if (slot) {
     slot = false;
     --count_;
+    metrics_->consumerDisconnected();
   }
+  metrics_->connectionFailure();
   const bool first = !outage_;
   if (first) {
     outage_ = true;
@@ -66,6 +71,7 @@ void QueueHealth::stopped(int index) {
     if (!slot) return;
     slot = false;
     --count_;
+    metrics_->consumerDisconnected();
   }
   changed_.notify_all();
 }

@@ -9,6 +9,8 @@
 // consumer is back.
 #pragma once
 
+#include "metrics_queue.h"
+
 #include <spdlog/logger.h>
 
 #include <chrono>
@@ -26,8 +28,9 @@ class QueueHealth {
  public:
   using Clock = std::chrono::steady_clock;
 
+  // `metrics` gets warren_consumers_connected and the connection failures.
   QueueHealth(std::string queue, int consumers, int prefetch,
-              std::shared_ptr<spdlog::logger> logger);
+              std::shared_ptr<spdlog::logger> logger, std::shared_ptr<QueueMetrics> metrics);
 
   // Consumer `index` started consuming after `attempts` failed attempts.
   void consuming(int index, std::uint32_t attempts);
@@ -50,6 +53,7 @@ class QueueHealth {
   std::string queue_;
   int prefetch_;
   std::shared_ptr<spdlog::logger> logger_;
+  std::shared_ptr<QueueMetrics> metrics_;
   mutable std::mutex mutex_;
   mutable std::condition_variable changed_;
   std::vector<char> consuming_;  // by consumer index: consuming or not

@@ -5,10 +5,12 @@ namespace warren {
 QueueService::QueueService(QueueConfig queue, BrokerSettings broker,
                            std::chrono::milliseconds drain_timeout,
                            std::shared_ptr<const PluginInstance> handler,
-                           std::shared_ptr<spdlog::logger> logger)
+                           std::shared_ptr<spdlog::logger> logger,
+                           std::shared_ptr<QueueMetrics> metrics)
     : drain_timeout_(drain_timeout),
       runtime_(std::make_shared<QueueRuntime>(std::move(queue), std::move(broker),
-                                              std::move(handler), std::move(logger))) {
+                                              std::move(handler), std::move(logger),
+                                              std::move(metrics))) {
   std::vector<ParkedConnection*> parked;
   for (int i = 0; i < runtime_->queue.consumers; ++i) {
     consumers_.push_back(std::make_shared<Consumer>(runtime_, i));
@@ -37,6 +39,11 @@ void QueueService::requestStop() noexcept {
   runtime_->stop.request();
 }
 
+void QueueService::setDrainTimeout(std::chrono::milliseconds timeout) {
+  std::lock_guard lock(stop_mutex_);
+  drain_timeout_ = timeout;
+}
+
 void QueueService::join() {
   std::chrono::steady_clock::time_point deadline;
   {
@@ -54,6 +61,13 @@ void QueueService::join() {
         abandoned, drain_timeout_.count());
   }
   runtime_->logger->info("stopped");
+}
+
+int QueueService::stalledConsumers() const {
+  const auto now = std::chrono::steady_clock::now();
+  int stalled = 0;
+  for (const auto& consumer : consumers_) stalled += consumer->stalled(now) ? 1 : 0;
+  return stalled;
 }
 
 bool QueueService::waitConsuming(std::chrono::steady_clock::time_point deadline) const {

@@ -6,6 +6,7 @@
 #include "config.h"
 #include "consumer.h"
 #include "heartbeat_keeper.h"
+#include "metrics_queue.h"
 #include "plugin_instance.h"
 #include "queue_counters.h"
 
@@ -24,7 +25,7 @@ class QueueService {
  public:
   QueueService(QueueConfig queue, BrokerSettings broker, std::chrono::milliseconds drain_timeout,
                std::shared_ptr<const PluginInstance> handler,
-               std::shared_ptr<spdlog::logger> logger);
+               std::shared_ptr<spdlog::logger> logger, std::shared_ptr<QueueMetrics> metrics);
   // Stops (as requestStop) and joins.
   ~QueueService();
   QueueService(const QueueService&) = delete;
@@ -36,10 +37,14 @@ class QueueService {
   void requestStop() noexcept;
   // After requestStop(): waits for the consumers (see Consumer::join).
   void join();
+  // For a stop that has not begun yet.
+  void setDrainTimeout(std::chrono::milliseconds timeout);
 
   // Blocks until every consumer is consuming, or the deadline; true when so.
   bool waitConsuming(std::chrono::steady_clock::time_point deadline) const;
   int consumersConsuming() const { return runtime_->health.consumersConsuming(); }
+  // Consumers past the time they promised to come round again (watchdog).
+  int stalledConsumers() const;
   // True after join() when handlers were still running at the drain deadline.
   bool abandonedHandlers() const noexcept { return abandoned_.load(); }
 

@@ -1,79 +1,63 @@
 #include "supervisor.h"
 
 #include "broker_url.h"
+#include "config_check.h"
 #include "plugin_instance.h"
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <utility>
 
 namespace warren {
 namespace {
 
-std::vector<std::pair<std::string, std::string>> optionPairs(const QueueConfig& queue) {
-  std::vector<std::pair<std::string, std::string>> pairs;
-  pairs.reserve(queue.options.size());
-  for (const QueueOption& option : queue.options) pairs.emplace_back(option.key, option.value);
-  return pairs;
+BrokerSettings brokerSettings(const Config& config) {
+  BrokerSettings broker;
+  try {
+    broker.address = parseBrokerUrl(config.broker.url);
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(formatConfigError(config.file, SourceMark{}, "broker.url", e.what()));
+  }
+  broker.connection.heartbeat = config.broker.heartbeat;
+  broker.connection.connect_timeout = config.broker.connect_timeout;
+  broker.reconnect = config.broker.reconnect;
+  return broker;
 }
 
-ConfigError optionError(const Config& config, const QueueConfig& queue,
-                        const PluginOptionError& error) {
-  SourceMark mark = queue.options_mark;
-  std::string key = queue.path + ".options";
-  for (const QueueOption& option : queue.options) {
-    if (!error.key().empty() && option.key == error.key()) mark = option.mark;
-  }
-  if (!error.key().empty()) key += "." + error.key();
-  return ConfigError(
-      formatConfigError(config.file, mark, key,
-                        "plugin '" + queue.handler + "' refused its options: " + error.what()));
+// Whether consumers connected with `a` would connect differently with `b`.
+bool sameBroker(const BrokerConfig& a, const BrokerConfig& b) {
+  return a.url == b.url && a.heartbeat == b.heartbeat && a.connect_timeout == b.connect_timeout &&
+         a.reconnect.initial_delay == b.reconnect.initial_delay &&
+         a.reconnect.max_delay == b.reconnect.max_delay;
 }
 
 }  // namespace
 
 Supervisor::Supervisor(Config config, std::shared_ptr<spdlog::sinks::sink> sink)
-    : config_(std::move(config)), sink_(std::move(sink)), logger_(makeLogger("warrend")) {
-  BrokerSettings broker;
-  try {
-    broker.address = parseBrokerUrl(config_.broker.url);
-  } catch (const std::invalid_argument& e) {
-    throw ConfigError(formatConfigError(config_.file, SourceMark{}, "broker.url", e.what()));
-  }
-  broker.connection.heartbeat = config_.broker.heartbeat;
-  broker.connection.connect_timeout = config_.broker.connect_timeout;
-  broker.reconnect = config_.broker.reconnect;
-
+    : config_(std::move(config)),
+      sink_(std::move(sink)),
+      logger_(makeLogger("warrend", config_.logging.level)),
+      metrics_(WARREN_VERSION),
+      broker_(brokerSettings(config_)) {
   logger_->info("warrend {} starting: config {}, broker {} (heartbeat {} ms), {} queue(s)",
                 WARREN_VERSION, config_.file.string(), redactBrokerUrl(config_.broker.url),
                 config_.broker.heartbeat.count(), config_.queues.size());
-
-  std::map<std::filesystem::path, std::shared_ptr<const PluginLibrary>> libraries;
   for (const QueueConfig& queue : config_.queues) {
-    auto& library = libraries[queue.plugin_path];
-    if (!library) {
-      try {
-        library = PluginLibrary::load(queue.plugin_path);
-      } catch (const PluginError& e) {
-        throw ConfigError(
-            formatConfigError(config_.file, queue.handler_mark, queue.path + ".handler", e.what()));
-      }
-    }
-    auto logger = makeLogger(queue.name);
-    std::shared_ptr<const PluginInstance> instance;
-    try {
-      instance =
-          std::make_shared<const PluginInstance>(library, queue.name, optionPairs(queue), logger);
-    } catch (const PluginOptionError& e) {
-      throw optionError(config_, queue, e);
-    }
-    logger_->info("queue '{}': handler {} {} ({}), {} consumer(s), prefetch {}, max body {} bytes",
-                  queue.name, library->name(), library->version(), library->path().string(),
-                  queue.consumers, queue.prefetch, queue.max_body_bytes);
-    broker.connection.connection_name = "warrend " + queue.name;
-    queues_.push_back(std::make_unique<QueueService>(queue, broker, config_.shutdown.drain_timeout,
-                                                     std::move(instance), std::move(logger)));
+    queues_.push_back(build(config_, queue, broker_));
+  }
+  publishPluginInfo();
+}
+
+void Supervisor::publishPluginInfo() {
+  for (const std::string& handler : plugin_info_handlers_) metrics_.removePluginInfo(handler);
+  plugin_info_handlers_.clear();
+  for (const ServedQueue& queue : queues_) {
+    const PluginLibrary& library = *queue.library;
+    metrics_.setPluginInfo(queue.config.handler, library.name(), library.version(),
+                           library.descriptor().abi_major, library.descriptor().abi_minor);
+    plugin_info_handlers_.push_back(queue.config.handler);
   }
 }
 
@@ -82,40 +66,183 @@ Supervisor::~Supervisor() {
   wait();
 }
 
-std::shared_ptr<spdlog::logger> Supervisor::makeLogger(const std::string& name) const {
+std::shared_ptr<spdlog::logger> Supervisor::makeLogger(const std::string& name,
+                                                       const std::string& level) const {
   auto logger = std::make_shared<spdlog::logger>(name, sink_);
-  logger->set_level(spdlog::level::from_str(config_.logging.level));
+  logger->set_level(spdlog::level::from_str(level));
   logger->flush_on(spdlog::level::info);
   return logger;
 }
 
+Supervisor::ServedQueue Supervisor::build(const Config& config, const QueueConfig& queue,
+                                          const BrokerSettings& broker) {
+  ServedQueue served;
+  served.config = queue;
+  try {
+    served.library = catalog_.load(queue.plugin_path);
+  } catch (const PluginError& e) {
+    throw ConfigError(pluginErrorMessage(config, queue, e));
+  }
+  served.logger = makeLogger(queue.name, config.logging.level);
+  std::shared_ptr<const PluginInstance> instance;
+  try {
+    instance = std::make_shared<const PluginInstance>(served.library, queue.name,
+                                                      optionPairs(queue), served.logger);
+  } catch (const PluginOptionError& e) {
+    throw ConfigError(optionErrorMessage(config, queue, e));
+  }
+  const PluginLibrary& library = *served.library;
+  logger_->info("queue '{}': handler {} {} ({}), {} consumer(s), prefetch {}, max body {} bytes",
+                queue.name, library.name(), library.version(), library.path().string(),
+                queue.consumers, queue.prefetch, queue.max_body_bytes);
+  served.metrics = metrics_.addQueue(queue.name, queue.handler, queue.consumers);
+  BrokerSettings queue_broker = broker;
+  queue_broker.connection.connection_name = "warrend " + queue.name;
+  served.service =
+      std::make_unique<QueueService>(queue, std::move(queue_broker), config.shutdown.drain_timeout,
+                                     std::move(instance), served.logger, served.metrics);
+  return served;
+}
+
+void Supervisor::serveMetrics(const MetricsConfig& config) {
+  if (!config.enabled) {
+    metrics_.stopServing();
+    return;
+  }
+  metrics_.serve(config.listen, [this] { return readiness(); });
+  logger_->info("metrics on http://{}/metrics, readiness on /ready", config.listen.toString());
+}
+
 void Supervisor::start() {
-  for (auto& queue : queues_) queue->start();
+  serveMetrics(config_.metrics);
+  std::lock_guard lock(queues_mutex_);
+  for (auto& queue : queues_) queue.service->start();
+}
+
+ReloadSummary Supervisor::reload(Config next) {
+  logger_->info("reloading {}", next.file.string());
+  // Build: everything that can fail happens before anything changes.
+  const BrokerSettings broker = brokerSettings(next);
+  const bool broker_changed = !sameBroker(config_.broker, next.broker);
+  ReloadSummary summary;
+  std::vector<ServedQueue> fresh;  // to start
+  std::vector<std::string> kept;   // names of queues that stay as they are
+  for (const QueueConfig& queue : next.queues) {
+    const auto current = std::find_if(queues_.begin(), queues_.end(), [&](const ServedQueue& q) {
+      return q.config.name == queue.name;
+    });
+    if (current != queues_.end() && !broker_changed && current->config == queue) {
+      std::shared_ptr<const PluginLibrary> library;
+      try {
+        library = catalog_.load(queue.plugin_path);
+      } catch (const PluginError& e) {
+        throw ConfigError(pluginErrorMessage(next, queue, e));
+      }
+      if (library == current->library) {
+        kept.push_back(queue.name);
+        continue;
+      }
+    }
+    fresh.push_back(build(next, queue, broker));
+    ++(current != queues_.end() ? summary.replaced : summary.added);
+  }
+  if (next.metrics.enabled != config_.metrics.enabled ||
+      !(next.metrics.listen == config_.metrics.listen)) {
+    serveMetrics(next.metrics);
+  }
+
+  // Apply: start what is new, then retire what it replaces.
+  std::vector<ServedQueue> retired;
+  {
+    std::lock_guard lock(queues_mutex_);
+    std::vector<ServedQueue> serving;
+    for (ServedQueue& queue : queues_) {
+      const bool stays = std::find(kept.begin(), kept.end(), queue.config.name) != kept.end();
+      (stays ? serving : retired).push_back(std::move(queue));
+    }
+    for (ServedQueue& queue : fresh) {
+      queue.service->start();
+      serving.push_back(std::move(queue));
+    }
+    queues_ = std::move(serving);
+  }
+  summary.unchanged = static_cast<int>(kept.size());
+  summary.removed = static_cast<int>(retired.size()) - summary.replaced;
+  for (ServedQueue& queue : queues_) {
+    queue.logger->set_level(spdlog::level::from_str(next.logging.level));
+    queue.service->setDrainTimeout(next.shutdown.drain_timeout);
+  }
+  logger_->set_level(spdlog::level::from_str(next.logging.level));
+  broker_ = broker;
+  config_ = std::move(next);
+  publishPluginInfo();
+
+  for (ServedQueue& queue : retired) queue.service->requestStop();
+  for (ServedQueue& queue : retired) queue.service->join();
+  logger_->info("reloaded: {} added, {} removed, {} replaced, {} unchanged", summary.added,
+                summary.removed, summary.replaced, summary.unchanged);
+  return summary;
 }
 
 void Supervisor::requestStop() noexcept {
-  for (auto& queue : queues_) queue->requestStop();
+  std::lock_guard lock(queues_mutex_);
+  for (auto& queue : queues_) queue.service->requestStop();
 }
 
 bool Supervisor::wait() {
   bool clean = true;
+  std::lock_guard lock(queues_mutex_);
   for (auto& queue : queues_) {
-    queue->join();
-    clean = clean && !queue->abandonedHandlers();
+    queue.service->join();
+    clean = clean && !queue.service->abandonedHandlers();
   }
   return clean;
 }
 
+Readiness Supervisor::readiness() const {
+  std::lock_guard lock(queues_mutex_);
+  Readiness readiness{true, ""};
+  for (const auto& queue : queues_) {
+    const int consuming = queue.service->consumersConsuming();
+    if (consuming == queue.config.consumers) continue;
+    readiness.ready = false;
+    if (!readiness.detail.empty()) readiness.detail += "; ";
+    readiness.detail += "queue '" + queue.config.name + "': " + std::to_string(consuming) + "/" +
+                        std::to_string(queue.config.consumers) + " consumers connected";
+  }
+  return readiness;
+}
+
+bool Supervisor::makingProgress() const {
+  std::lock_guard lock(queues_mutex_);
+  return std::all_of(queues_.begin(), queues_.end(),
+                     [](const ServedQueue& q) { return q.service->stalledConsumers() == 0; });
+}
+
+std::string Supervisor::status() const {
+  std::lock_guard lock(queues_mutex_);
+  int consuming = 0;
+  int configured = 0;
+  for (const auto& queue : queues_) {
+    consuming += queue.service->consumersConsuming();
+    configured += queue.config.consumers;
+  }
+  return std::to_string(queues_.size()) + " queue(s), " + std::to_string(consuming) + "/" +
+         std::to_string(configured) + " consumers consuming";
+}
+
 QueueService& Supervisor::queue(const std::string& name) {
+  std::lock_guard lock(queues_mutex_);
   for (auto& queue : queues_) {
-    if (queue->config().name == name) return *queue;
+    if (queue.config.name == name) return *queue.service;
   }
   throw std::out_of_range("no queue named '" + name + "'");
 }
 
 bool Supervisor::waitConsuming(std::chrono::steady_clock::time_point deadline) const {
+  std::lock_guard lock(queues_mutex_);
   for (const auto& queue : queues_) {
-    if (!queue->waitConsuming(deadline)) return false;
+    if (!queue.service->waitConsuming(deadline)) return false;
   }
   return true;
 }

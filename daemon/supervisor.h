@@ -1,19 +1,29 @@
-// The daemon: from a validated Config to serving queues, and back down.
+// The daemon: from a validated Config to serving queues, through reloads,
+// and back down.
 #pragma once
 
 #include "config.h"
-#include "plugin_library.h"
+#include "metrics.h"
+#include "plugin_catalog.h"
 #include "queue_service.h"
 
 #include <spdlog/sinks/sink.h>
 
 #include <chrono>
-#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 namespace warren {
+
+// What a reload changed, for the log and the tests.
+struct ReloadSummary {
+  int added = 0;      // queues that were not served before
+  int removed = 0;    // queues drained and stopped
+  int replaced = 0;   // queues whose settings or plugin file changed
+  int unchanged = 0;  // queues left serving untouched
+};
 
 class Supervisor {
  public:
@@ -25,9 +35,21 @@ class Supervisor {
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
 
-  // Starts every queue's I/O thread. Connecting happens in the background:
-  // an unreachable broker is retried, never fatal.
+  // Starts the metrics endpoint (throws std::runtime_error when it cannot
+  // listen) and every queue's consumers. Connecting happens in the
+  // background: an unreachable broker is retried, never fatal.
   void start();
+
+  // Applies a new configuration (SIGHUP). The whole new state is built and
+  // validated first (plugins loaded, options accepted, metrics address
+  // bound); any failure throws ConfigError or std::runtime_error and the
+  // running state stays as it was. Then: new queues start, removed ones
+  // drain and stop, changed ones (settings, or a plugin file replaced on
+  // disk) start anew beside the old consumers, which then drain; unchanged
+  // queues keep serving untouched. Returns once the drained queues stopped.
+  // Call from one thread (the one that waits for signals).
+  ReloadSummary reload(Config next);
+
   // Safe from any thread (not from a signal handler: call it from the
   // thread that waits for signals).
   void requestStop() noexcept;
@@ -36,19 +58,45 @@ class Supervisor {
   // handlers off (their requests are redelivered by the broker).
   bool wait();
 
+  // Ready while every queue has all its consumers consuming. Thread-safe.
+  Readiness readiness() const;
+  // False when a consumer thread is stuck (for the systemd watchdog).
+  bool makingProgress() const;
+  // "2 queues, 10/10 consumers", for systemd's STATUS=.
+  std::string status() const;
+
   // For tests and the shutdown summary.
   QueueService& queue(const std::string& name);
   // True once every queue is consuming, false at the deadline.
   bool waitConsuming(std::chrono::steady_clock::time_point deadline) const;
+  Metrics& metrics() { return metrics_; }
   spdlog::logger& logger() { return *logger_; }
 
  private:
-  std::shared_ptr<spdlog::logger> makeLogger(const std::string& name) const;
+  struct ServedQueue {
+    QueueConfig config;
+    std::shared_ptr<const PluginLibrary> library;
+    std::shared_ptr<spdlog::logger> logger;
+    std::shared_ptr<QueueMetrics> metrics;
+    std::unique_ptr<QueueService> service;
+  };
+
+  ServedQueue build(const Config& config, const QueueConfig& queue, const BrokerSettings& broker);
+  std::shared_ptr<spdlog::logger> makeLogger(const std::string& name,
+                                             const std::string& level) const;
+  void serveMetrics(const MetricsConfig& config);
+  // warren_plugin_info for the handlers now serving, and no other.
+  void publishPluginInfo();
 
   Config config_;
   std::shared_ptr<spdlog::sinks::sink> sink_;
   std::shared_ptr<spdlog::logger> logger_;
-  std::vector<std::unique_ptr<QueueService>> queues_;
+  Metrics metrics_;
+  PluginCatalog catalog_;
+  BrokerSettings broker_;
+  mutable std::mutex queues_mutex_;  // guards the list, for readers on other threads
+  std::vector<ServedQueue> queues_;
+  std::vector<std::string> plugin_info_handlers_;
 };
 
 }  // namespace warren

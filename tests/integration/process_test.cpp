@@ -2,12 +2,19 @@
 #include "child_process.h"
 #include "daemon_harness.h"
 #include "fifo_gate.h"
+#include "http_scrape.h"
 #include "private_broker.h"
 #include "rpc_client.h"
 
 #include <gtest/gtest.h>
 
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <csignal>
+#include <cstring>
 #include <fstream>
 
 namespace warren::test {
@@ -29,6 +36,12 @@ class ConfigFile {
   }
   ~ConfigFile() { std::filesystem::remove_all(dir_); }
   std::string path() const { return (dir_ / (name_.empty() ? "tmp.yaml" : name_)).string(); }
+  // Replaces the file as an editor or config management does: write beside,
+  // rename over.
+  void rewrite(const std::string& yaml) const {
+    std::ofstream(dir_ / "next.yaml") << yaml;
+    std::filesystem::rename(dir_ / "next.yaml", path());
+  }
 
  private:
   std::filesystem::path dir_;
@@ -65,8 +78,8 @@ TEST(Warrend, RefusesABrokenConfigNamingFileLineAndKey) {
 }
 
 TEST(Warrend, RefusesAMissingPluginNamingTheHandlerLine) {
-  const ConfigFile config("missing.yaml", daemonYaml(broker().port(),
-                                                     "  - name: q\n    handler: nope\n"));
+  const ConfigFile config("missing.yaml",
+                          daemonYaml(broker().port(), "  - name: q\n    handler: nope\n"));
   std::string output;
   EXPECT_EQ(exitCodeOf({"--config", config.path()}, &output), 78);
   EXPECT_NE(output.find("missing.yaml:"), std::string::npos) << output;
@@ -86,10 +99,9 @@ TEST(Warrend, RefusesAFileThatIsNotAWarrenPlugin) {
 }
 
 TEST(Warrend, RefusesOptionsThePluginRejectsNamingTheOptionLine) {
-  const ConfigFile config("options.yaml",
-                          daemonYaml(broker().port(),
-                                     "  - name: q\n    handler: sum\n    options:\n"
-                                     "      precision: 3\n"));
+  const ConfigFile config("options.yaml", daemonYaml(broker().port(),
+                                                     "  - name: q\n    handler: sum\n    options:\n"
+                                                     "      precision: 3\n"));
   std::string output;
   EXPECT_EQ(exitCodeOf({"--config", config.path()}, &output), 78);
   EXPECT_NE(output.find(": queues[0].options.precision: "), std::string::npos) << output;
@@ -109,10 +121,10 @@ TEST(Warrend, KeepsRunningWhileTheBrokerIsUnreachableAndStopsOnSigterm) {
 TEST(Warrend, OnSigtermFinishesTheRequestInFlightRepliesAndExitsZero) {
   Gate gate;
   const ConfigFile config(
-      "slow.yaml", daemonYaml(broker().port(),
-                              "  - name: slow_term\n    handler: gate\n    consumers: 2\n" +
-                                  gate.options(),
-                              "", WARREN_FIXTURE_PLUGIN_DIR));
+      "slow.yaml",
+      daemonYaml(broker().port(),
+                 "  - name: slow_term\n    handler: gate\n    consumers: 2\n" + gate.options(), "",
+                 WARREN_FIXTURE_PLUGIN_DIR));
   auto process = warrend({"--config", config.path()});
   ASSERT_TRUE(process->waitForOutput("consuming 'slow_term'", std::chrono::seconds(30)))
       << process->output();
@@ -134,6 +146,123 @@ TEST(Warrend, OnSigtermFinishesTheRequestInFlightRepliesAndExitsZero) {
   // The late request is still in the queue, ready, unacked by nobody.
   EXPECT_EQ(broker().queueState("slow_term"), "1 0 0");
   client.deleteQueue("slow_term");
+}
+
+// The datagram socket systemd listens on for sd_notify() messages.
+class NotifySocket {
+ public:
+  NotifySocket() {
+    std::string templ = (std::filesystem::temp_directory_path() / "warren-notify-XXXXXX").string();
+    dir_ = ::mkdtemp(templ.data());
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strncpy(address.sun_path, path().c_str(), sizeof address.sun_path - 1);
+    if (::bind(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+      ADD_FAILURE() << "cannot bind " << path();
+    }
+  }
+  ~NotifySocket() {
+    ::close(fd_);
+    std::filesystem::remove_all(dir_);
+  }
+  std::string path() const { return (dir_ / "notify").string(); }
+
+  // Reads messages until one contains `needle`; false at the deadline.
+  bool waitFor(const std::string& needle, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      pollfd fd{fd_, POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&fd, 1, static_cast<int>(left.count())) != 1) return false;
+      char buffer[4096];
+      const ssize_t got = ::recv(fd_, buffer, sizeof buffer, 0);
+      if (got <= 0) continue;
+      messages_.emplace_back(buffer, static_cast<std::size_t>(got));
+      if (messages_.back().find(needle) != std::string::npos) return true;
+    }
+  }
+  // The state changes received so far, in order (READY=1, RELOADING=1,
+  // STOPPING=1), without STATUS and WATCHDOG lines.
+  std::vector<std::string> states() const {
+    std::vector<std::string> states;
+    for (const std::string& message : messages_) {
+      for (const char* state : {"READY=1", "RELOADING=1", "STOPPING=1"}) {
+        if (message.find(state) != std::string::npos) states.emplace_back(state);
+      }
+    }
+    return states;
+  }
+  std::string all() const {
+    std::string text;
+    for (const std::string& message : messages_) text += "[" + message + "] ";
+    return text;
+  }
+
+ private:
+  std::filesystem::path dir_;
+  int fd_ = -1;
+  std::vector<std::string> messages_;
+};
+
+TEST(Warrend, CheckConfigAcceptsAGoodFileAndListsEveryErrorOfABadOne) {
+  const ConfigFile good("good.yaml",
+                        daemonYaml(broker().port(), "  - name: c\n    handler: sum\n"));
+  std::string output;
+  EXPECT_EQ(exitCodeOf({"--check-config", good.path()}, &output), 0) << output;
+  EXPECT_NE(output.find(good.path() + ": configuration OK"), std::string::npos) << output;
+
+  const ConfigFile bad("bad.yaml", daemonYaml(broker().port(),
+                                              "  - name: c1\n    handler: no_such_plugin\n"
+                                              "  - name: c2\n    handler: sum\n    options:\n"
+                                              "      precision: 2\n"));
+  EXPECT_EQ(exitCodeOf({"--check-config", bad.path()}, &output), 78) << output;
+  EXPECT_NE(output.find(": queues[0].handler: "), std::string::npos) << output;
+  EXPECT_NE(output.find(": queues[1].options.precision: "), std::string::npos) << output;
+  EXPECT_NE(output.find("2 error(s)"), std::string::npos) << output;
+}
+
+TEST(Warrend, TellsSystemdReadyReloadingWatchdogAndStoppingInOrder) {
+  NotifySocket notify;
+  const int metrics_port = freePort();
+  const std::string one = "  - name: notify_one\n    handler: sum\n    consumers: 2\n";
+  const ConfigFile config("notify.yaml",
+                          withMetrics(daemonYaml(broker().port(), one), metrics_port));
+  auto process = std::make_unique<ChildProcess>(
+      std::vector<std::string>{"/usr/bin/env", "NOTIFY_SOCKET=" + notify.path(),
+                               "WATCHDOG_USEC=1000000", WARREND_BINARY, "--config", config.path()});
+  ASSERT_TRUE(notify.waitFor("READY=1", std::chrono::seconds(30))) << process->output();
+  EXPECT_TRUE(notify.waitFor("WATCHDOG=1", std::chrono::seconds(5))) << notify.all();
+
+  // A broken file: rejected, the running configuration stays.
+  config.rewrite(withMetrics(
+      daemonYaml(broker().port(), one + "  - name: notify_bad\n    handler: no_such_plugin\n"),
+      metrics_port));
+  process->signal(SIGHUP);
+  ASSERT_TRUE(notify.waitFor("READY=1", std::chrono::seconds(30))) << notify.all();
+  EXPECT_TRUE(process->waitForOutput("reload rejected", std::chrono::seconds(5)));
+  // A good one: a queue added.
+  config.rewrite(withMetrics(
+      daemonYaml(broker().port(), one + "  - name: notify_two\n    handler: sum\n"), metrics_port));
+  process->signal(SIGHUP);
+  ASSERT_TRUE(notify.waitFor("READY=1", std::chrono::seconds(30))) << notify.all();
+  EXPECT_TRUE(process->waitForOutput("reloaded: 1 added", std::chrono::seconds(5)))
+      << process->output();
+  TestClient client(broker().port());
+  EXPECT_EQ(client.call("notify_two", "40,2").body, "42");
+  const Scrape scrape = Scrape::of(metrics_port);
+  EXPECT_EQ(scrape.value("warren_config_reloads_total", {{"result", "failure"}}), 1);
+  EXPECT_EQ(scrape.value("warren_config_reloads_total", {{"result", "success"}}), 1);
+
+  process->signal(SIGTERM);
+  EXPECT_TRUE(notify.waitFor("STOPPING=1", std::chrono::seconds(10))) << notify.all();
+  EXPECT_EQ(process->waitExit(std::chrono::seconds(30)), 0) << process->output();
+  const std::vector<std::string> expected{"READY=1",     "RELOADING=1", "READY=1",
+                                          "RELOADING=1", "READY=1",     "STOPPING=1"};
+  EXPECT_EQ(notify.states(), expected) << notify.all();
+  client.deleteQueue("notify_one");
+  client.deleteQueue("notify_two");
 }
 
 }  // namespace

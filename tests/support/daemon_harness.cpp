@@ -13,8 +13,7 @@ std::string CapturingSink::text() const {
 
 bool CapturingSink::waitFor(const std::string& needle, std::chrono::milliseconds timeout) const {
   std::unique_lock lock(text_mutex_);
-  return grew_.wait_for(lock, timeout,
-                        [&] { return text_.find(needle) != std::string::npos; });
+  return grew_.wait_for(lock, timeout, [&] { return text_.find(needle) != std::string::npos; });
 }
 
 void CapturingSink::sink_it_(const spdlog::details::log_msg& message) {
@@ -45,6 +44,8 @@ std::string daemonYaml(int port, const std::string& queues, const std::string& b
          "\n"
          "logging:\n"
          "  level: debug\n"
+         "metrics:\n"
+         "  enabled: false\n"
          "queues:\n" +
          queues;
 }
@@ -56,10 +57,18 @@ RunningDaemon::RunningDaemon(const std::string& yaml, bool wait_consuming)
   supervisor_ = std::make_unique<Supervisor>(std::move(config), sink_);
   supervisor_->start();
   if (wait_consuming) {
-    EXPECT_TRUE(supervisor_->waitConsuming(std::chrono::steady_clock::now() +
-                                           std::chrono::seconds(30)))
+    EXPECT_TRUE(
+        supervisor_->waitConsuming(std::chrono::steady_clock::now() + std::chrono::seconds(30)))
         << "the daemon did not start consuming within 30 s";
   }
+}
+
+std::string withMetrics(std::string yaml, int port) {
+  const std::string off = "metrics:\n  enabled: false\n";
+  const auto at = yaml.find(off);
+  if (at == std::string::npos) throw std::invalid_argument("not a daemonYaml() text");
+  return yaml.replace(at, off.size(),
+                      "metrics:\n  listen: 127.0.0.1:" + std::to_string(port) + "\n");
 }
 
 RunningDaemon::~RunningDaemon() { stop(); }

@@ -38,6 +38,10 @@ class CapturingSink : public spdlog::sinks::base_sink<std::mutex> {
 std::string daemonYaml(int port, const std::string& queues, const std::string& broker = "",
                        const std::string& plugin_dir = WARREN_PLUGIN_DIR);
 
+// `yaml` from daemonYaml() with the metrics endpoint on 127.0.0.1:`port`
+// (daemonYaml() leaves it off, so that daemons never contend for a port).
+std::string withMetrics(std::string yaml, int port);
+
 class RunningDaemon {
  public:
   // Parses `yaml`, builds the Supervisor, starts it and waits until every
