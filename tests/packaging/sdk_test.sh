@@ -14,7 +14,17 @@ fail() {
   exit 1
 }
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+warrend_pid=
+broker_dir=
+cleanup() {
+  [[ -z $warrend_pid ]] || kill "$warrend_pid" 2>/dev/null || true
+  if [[ -n $broker_dir ]]; then
+    "$source_dir/scripts/rabbitmq-private" stop "$broker_dir" >/dev/null 2>&1 || true
+    rm -rf "$broker_dir"
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
 stage=$tmp/stage
 
 echo "== cmake --install $build_dir --prefix $stage"
@@ -92,3 +102,72 @@ cmake --install "$tmp/upper-build" >"$tmp/install-upper.log" 2>&1 ||
 cmp -s "$plugin" "$stage/lib/warren/plugins/upper.so" ||
   fail "cmake --install of the plugin did not put upper.so into $stage/lib/warren/plugins"
 echo "out-of-tree install into WARREN_PLUGIN_INSTALL_DIR: OK"
+
+echo "== drop upper.so into a running warrend, add its queue, SIGHUP"
+# A free port below 45000 whose +20000 (the node's Erlang distribution port)
+# is free too.
+port=$(python3 - <<'PY'
+import random, socket
+def free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+while True:
+    port = random.randint(20000, 44999)
+    if free(port) and free(port + 20000):
+        print(port)
+        break
+PY
+)
+# Its own directory: the broker runs as the rabbitmq user, who cannot enter $tmp.
+broker_dir=$(mktemp -d)
+"$source_dir/scripts/rabbitmq-private" start "$broker_dir" "$port" >"$tmp/broker.log" 2>&1 ||
+  fail "cannot start a private broker:"$'\n'"$(cat "$tmp/broker.log")"
+url="amqp://guest:guest@127.0.0.1:$port/%2f"
+mkdir "$tmp/live-plugins"
+cp "$stage/lib/warren/plugins/sum.so" "$tmp/live-plugins/"
+live_config() {  # the queues, as YAML lines
+  cat >"$tmp/live.next.yaml" <<YAML
+broker:
+  url: $url
+plugins:
+  dir: $tmp/live-plugins
+metrics:
+  enabled: false
+queues:
+$1
+YAML
+  mv "$tmp/live.next.yaml" "$tmp/live.yaml"  # replaced, as editors do
+}
+live_config "  - name: sdk_sum
+    handler: sum"
+"$stage/bin/warrend" --config "$tmp/live.yaml" >"$tmp/warrend.log" 2>&1 &
+warrend_pid=$!
+# Waits for a line in warrend's log (blocking on tail, not polling).
+await_log() {
+  timeout 30 grep -m1 -qF "$1" <(tail -n +1 -f "$tmp/warrend.log") ||
+    fail "warrend never logged '$1':"$'\n'"$(cat "$tmp/warrend.log")"
+}
+await_log "ready: "
+[[ $("$stage/bin/warren-call" --broker "$url" sdk_sum 2,3) == 5 ]] || fail "sum did not answer"
+# Installed as packages do: copied beside, then moved over.
+cp "$plugin" "$tmp/live-plugins/.upper.so.new"
+mv "$tmp/live-plugins/.upper.so.new" "$tmp/live-plugins/upper.so"
+live_config "  - name: sdk_sum
+    handler: sum
+  - name: sdk_shout
+    handler: upper
+    options:
+      prefix: \"> \""
+kill -HUP "$warrend_pid"
+await_log "reloaded: 1 added, 0 removed, 0 replaced, 1 unchanged"
+answer=$("$stage/bin/warren-call" --broker "$url" --timeout 10 sdk_shout "hello") ||
+  fail "the reloaded upper plugin did not answer:"$'\n'"$(cat "$tmp/warrend.log")"
+[[ $answer == "> HELLO" ]] || fail "upper answered '$answer', expected '> HELLO'"
+kill -TERM "$warrend_pid"
+wait "$warrend_pid" || fail "warrend did not exit 0 after SIGTERM:"$'\n'"$(cat "$tmp/warrend.log")"
+warrend_pid=
+echo "out-of-tree upper.so dropped in, reloaded, answered '$answer': OK"
