@@ -25,6 +25,8 @@ QueueService::~QueueService() {
 }
 
 void QueueService::start() {
+  std::lock_guard lock(stop_mutex_);
+  started_ = true;
   for (auto& consumer : consumers_) consumer->start();
 }
 
@@ -32,11 +34,12 @@ void QueueService::requestStop() noexcept {
   std::lock_guard lock(stop_mutex_);
   if (runtime_->stop.requested()) return;
   drain_deadline_ = std::chrono::steady_clock::now() + drain_timeout_;
+  runtime_->stop.request();
+  if (!started_) return;  // built for a reload that was then rejected: nothing to say
   int busy = 0;
   for (auto& consumer : consumers_) busy += consumer->parkedConnection().parked() ? 1 : 0;
   runtime_->logger->info("draining: no new requests, {} in progress (up to {} ms)", busy,
                          drain_timeout_.count());
-  runtime_->stop.request();
 }
 
 void QueueService::setDrainTimeout(std::chrono::milliseconds timeout) {
@@ -48,7 +51,7 @@ void QueueService::join() {
   std::chrono::steady_clock::time_point deadline;
   {
     std::lock_guard lock(stop_mutex_);
-    if (joined_) return;
+    if (joined_ || !started_) return;
     joined_ = true;
     deadline = drain_deadline_;
   }

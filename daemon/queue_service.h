@@ -59,6 +59,7 @@ class QueueService {
 
   std::mutex stop_mutex_;
   std::chrono::steady_clock::time_point drain_deadline_;  // under stop_mutex_
+  bool started_ = false;                                  // under stop_mutex_
   bool joined_ = false;                                   // under stop_mutex_
   std::atomic<bool> abandoned_{false};
 };

@@ -189,12 +189,20 @@ void Supervisor::requestStop() noexcept {
   for (auto& queue : queues_) queue.service->requestStop();
 }
 
-bool Supervisor::wait() {
-  bool clean = true;
+std::vector<QueueService*> Supervisor::services() const {
   std::lock_guard lock(queues_mutex_);
-  for (auto& queue : queues_) {
-    queue.service->join();
-    clean = clean && !queue.service->abandonedHandlers();
+  std::vector<QueueService*> services;
+  for (const auto& queue : queues_) services.push_back(queue.service.get());
+  return services;
+}
+
+bool Supervisor::wait() {
+  // Joined without the lock: /ready keeps answering (503) while queues drain.
+  // The list itself only changes in reload(), on the caller's thread.
+  bool clean = true;
+  for (QueueService* service : services()) {
+    service->join();
+    clean = clean && !service->abandonedHandlers();
   }
   return clean;
 }
@@ -240,9 +248,8 @@ QueueService& Supervisor::queue(const std::string& name) {
 }
 
 bool Supervisor::waitConsuming(std::chrono::steady_clock::time_point deadline) const {
-  std::lock_guard lock(queues_mutex_);
-  for (const auto& queue : queues_) {
-    if (!queue.service->waitConsuming(deadline)) return false;
+  for (QueueService* service : services()) {
+    if (!service->waitConsuming(deadline)) return false;
   }
   return true;
 }

@@ -85,6 +85,8 @@ class Supervisor {
   std::shared_ptr<spdlog::logger> makeLogger(const std::string& name,
                                              const std::string& level) const;
   void serveMetrics(const MetricsConfig& config);
+  // The services now serving, for waits that must not hold queues_mutex_.
+  std::vector<QueueService*> services() const;
   // warren_plugin_info for the handlers now serving, and no other.
   void publishPluginInfo();
 

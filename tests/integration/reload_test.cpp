@@ -267,15 +267,21 @@ TEST(Reload, AddsRemovesResizesAndSwapsAPluginUnderLoadWithEveryAnswerChecked) {
 
 TEST(Reload, RejectsABrokenConfigurationAndKeepsServing) {
   RunningDaemon daemon(daemonYaml(broker().port(), queue("r_stays", "sum", 2)));
+  QueueService* const serving = &daemon.supervisor().queue("r_stays");
   Load load(std::map<std::string, std::string>{{"r_stays", "sum"}});
   ASSERT_TRUE(load.waitForAnswers(20, 30s));
+  // The resized queue is built before the missing plugin is found: all of
+  // it must be thrown away, and nothing running touched.
   const std::string broken =
-      daemonYaml(broker().port(), queue("r_stays", "sum", 2) + queue("r_new", "no_such_plugin", 1));
+      daemonYaml(broker().port(), queue("r_stays", "sum", 3) + queue("r_new", "no_such_plugin", 1));
   EXPECT_THROW(daemon.supervisor().reload(parseConfig(broken, "/tmp/broken.yaml")), ConfigError);
   ASSERT_TRUE(load.waitForAnswers(20, 30s));
   load.stop();
   EXPECT_TRUE(load.failures().empty()) << load.failures().front();
+  EXPECT_EQ(&daemon.supervisor().queue("r_stays"), serving);
+  EXPECT_EQ(daemon.supervisor().queue("r_stays").consumersConsuming(), 2);
   EXPECT_THROW(daemon.supervisor().queue("r_new"), std::out_of_range);
+  EXPECT_EQ(daemon.log().text().find("draining"), std::string::npos) << "something was stopped";
   daemon.stop();
   expectSettled("r_stays");
 }
