@@ -249,6 +249,10 @@ TEST(Warrend, TellsSystemdReadyReloadingWatchdogAndStoppingInOrder) {
   ASSERT_TRUE(notify.waitFor("READY=1", std::chrono::seconds(30))) << notify.all();
   EXPECT_TRUE(process->waitForOutput("reloaded: 1 added", std::chrono::seconds(5)))
       << process->output();
+  // The reload starts the new queue's consumer; it declares the queue when it
+  // connects, and a request sent before that would go nowhere.
+  ASSERT_TRUE(process->waitForOutput("consuming 'notify_two'", std::chrono::seconds(30)))
+      << process->output();
   TestClient client(broker().port());
   EXPECT_EQ(client.call("notify_two", "40,2").body, "42");
   const Scrape scrape = Scrape::of(metrics_port);

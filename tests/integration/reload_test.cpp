@@ -254,6 +254,9 @@ TEST(Reload, AddsRemovesResizesAndSwapsAPluginUnderLoadWithEveryAnswerChecked) {
   EXPECT_EQ(swapped.front(), "v1");
   EXPECT_EQ(swapped.back(), "v2");
   EXPECT_EQ(waitForMetric(port, "warren_consumers_connected", {{"queue", "r_resize"}}, 4, 10s), 4);
+  // Started by the reload; it declares its queue once connected.
+  ASSERT_TRUE(
+      daemon.supervisor().queue("r_added").waitConsuming(std::chrono::steady_clock::now() + 30s));
   EXPECT_EQ(client.call("r_added", "20,22").body, "42");
   // The removed queue is no longer consumed: a request waits for a server.
   client.send("r_remove", "2,2", "after-removal");

@@ -164,6 +164,8 @@ live_config "  - name: sdk_sum
       prefix: \"> \""
 kill -HUP "$warrend_pid"
 await_log "reloaded: 1 added, 0 removed, 0 replaced, 1 unchanged"
+# The new queue's consumer declares it once connected: call after that.
+await_log "consuming 'sdk_shout'"
 answer=$("$stage/bin/warren-call" --broker "$url" --timeout 10 sdk_shout "hello") ||
   fail "the reloaded upper plugin did not answer:"$'\n'"$(cat "$tmp/warrend.log")"
 [[ $answer == "> HELLO" ]] || fail "upper answered '$answer', expected '> HELLO'"
