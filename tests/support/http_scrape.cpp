@@ -5,9 +5,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <limits>
 #include <sstream>
 #include <stdexcept>
-#include <thread>
 
 namespace warren::test {
 namespace {
@@ -142,20 +142,6 @@ std::optional<double> Scrape::value(const std::string& name,
     found = sample.value;
   }
   return found;
-}
-
-std::optional<double> waitForMetric(int port, const std::string& name,
-                                    const std::map<std::string, std::string>& labels,
-                                    double expected, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::optional<double> last;
-  for (;;) {
-    last = Scrape::of(port).value(name, labels);
-    if ((last && *last == expected) || std::chrono::steady_clock::now() >= deadline) return last;
-    // Scraping is polling by nature: the counter moves inside warrend, with
-    // no event the test could wait on.
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
 }
 
 }  // namespace warren::test

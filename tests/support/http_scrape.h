@@ -2,7 +2,6 @@
 // balancer do: plain HTTP GET, and the text exposition parsed into samples.
 #pragma once
 
-#include <chrono>
 #include <map>
 #include <optional>
 #include <string>
@@ -43,11 +42,5 @@ class Scrape {
  private:
   std::vector<Sample> samples_;
 };
-
-// Scrapes until the sample reaches `expected` or the deadline; returns the
-// last value seen.
-std::optional<double> waitForMetric(int port, const std::string& name,
-                                    const std::map<std::string, std::string>& labels,
-                                    double expected, std::chrono::milliseconds timeout);
 
 }  // namespace warren::test
