@@ -174,7 +174,10 @@ Consumer::SessionEnd Consumer::serve(AmqpConnection& connection) {
     bool more = true;
     while (more) {
       amqp_frame_t frame;
-      if (!connection.readFrameNoWait(frame)) break;  // nothing buffered, nothing on the socket
+      if (!connection.readFrameNoWait(frame)) {
+        more = false;  // nothing buffered, nothing on the socket: wait in poll()
+        break;
+      }
       last_inbound = Clock::now();
       if (!handleFrame(connection, frame)) return SessionEnd::kAbandoned;
       amqp_maybe_release_buffers(connection.raw());
