@@ -69,6 +69,11 @@ void Consumer::finished() {
   done_changed_.notify_all();
 }
 
+bool Consumer::done() const {
+  std::lock_guard lock(done_mutex_);
+  return done_;
+}
+
 bool Consumer::join(Clock::time_point deadline) {
   if (!thread_.joinable()) return true;
   {

@@ -81,6 +81,8 @@ class Consumer : public std::enable_shared_from_this<Consumer> {
   // A thread busy with anything else is bounded by the connection timeouts
   // and is waited for.
   bool join(std::chrono::steady_clock::time_point deadline);
+  // True once the thread has left run(): join() then returns at once.
+  bool done() const;
 
   ParkedConnection& parkedConnection() noexcept { return parked_; }
 
@@ -119,7 +121,7 @@ class Consumer : public std::enable_shared_from_this<Consumer> {
   std::atomic<std::chrono::steady_clock::rep> turn_deadline_{
       std::chrono::steady_clock::time_point::max().time_since_epoch().count()};
 
-  std::mutex done_mutex_;
+  mutable std::mutex done_mutex_;
   std::condition_variable done_changed_;
   bool done_ = false;
   std::thread thread_;

@@ -74,7 +74,21 @@ int checkOnly(const Options& options) {
   return 0;
 }
 
-// Runs until SIGTERM or SIGINT; reloads on SIGHUP.
+const char* signalName(int signal) {
+  switch (signal) {
+    case SIGHUP:
+      return "SIGHUP";
+    case SIGINT:
+      return "SIGINT";
+    default:
+      return "SIGTERM";
+  }
+}
+
+// Runs until SIGTERM or SIGINT, then until every queue has drained; reloads
+// on SIGHUP. Never waits for a drain itself: queues retired by a reload or a
+// stop are collected on each tick, so signals and the watchdog keep being
+// answered however long a handler takes.
 void serve(warren::Supervisor& supervisor, const Options& options, const sigset_t& signals) {
   const warren::ServiceNotifier notifier;
   const auto watchdog =
@@ -82,18 +96,24 @@ void serve(warren::Supervisor& supervisor, const Options& options, const sigset_
   const auto tick = watchdog.count() > 0 ? std::min(kTick, watchdog / 4) : kTick;
   auto next_ping = std::chrono::steady_clock::now();
   bool ready = false;
+  bool stopping = false;
   std::string status;
 
   for (;;) {
     const auto now = std::chrono::steady_clock::now();
-    if (!ready && supervisor.readiness().ready) {
-      ready = true;
-      status = supervisor.status();
-      notifier.ready(status);
-      supervisor.logger().info("ready: {}", status);
-    } else if (const std::string current = supervisor.status(); current != status) {
-      status = current;
-      notifier.status(status);
+    if (stopping) {
+      if (supervisor.drained()) return;
+    } else {
+      supervisor.reap();
+      if (!ready && supervisor.readiness().ready) {
+        ready = true;
+        status = supervisor.status();
+        notifier.ready(status);
+        supervisor.logger().info("ready: {}", status);
+      } else if (const std::string current = supervisor.status(); current != status) {
+        status = current;
+        notifier.status(status);
+      }
     }
     // Only while every consumer comes round as it promised: a hung thread
     // stops the pings and systemd restarts warrend.
@@ -105,6 +125,11 @@ void serve(warren::Supervisor& supervisor, const Options& options, const sigset_
     timespec wait{0, static_cast<long>(std::chrono::nanoseconds(tick).count())};
     const int signal = sigtimedwait(&signals, nullptr, &wait);
     if (signal < 0) continue;  // EAGAIN: the tick; EINTR: look again
+    if (stopping) {
+      supervisor.logger().info("{}: already stopping, waiting for the queues to drain",
+                               signalName(signal));
+      continue;
+    }
     if (signal == SIGHUP) {
       notifier.reloading("reloading " + options.config_path);
       try {
@@ -124,9 +149,10 @@ void serve(warren::Supervisor& supervisor, const Options& options, const sigset_
       }
       continue;
     }
-    supervisor.logger().info("{}: stopping", signal == SIGINT ? "SIGINT" : "SIGTERM");
+    supervisor.logger().info("{}: stopping", signalName(signal));
     notifier.stopping("draining");
-    return;
+    supervisor.requestStop();
+    stopping = true;
   }
 }
 
@@ -170,13 +196,15 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // A plugin (or a library) writing to a closed socket or pipe gets EPIPE,
+  // not a signal that would end every queue of the daemon.
+  std::signal(SIGPIPE, SIG_IGN);
 
   try {
     warren::Supervisor supervisor(loadConfig(options), makeSink());
     supervisor.start();
     serve(supervisor, options, signals);
-    supervisor.requestStop();
-    const bool clean = supervisor.wait();
+    const bool clean = supervisor.wait();  // drained already: only collects the answer
     supervisor.logger().info(clean ? "stopped cleanly"
                                    : "stopped; unfinished requests were left to the broker");
     spdlog::shutdown();

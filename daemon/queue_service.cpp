@@ -1,5 +1,7 @@
 #include "queue_service.h"
 
+#include <algorithm>
+
 namespace warren {
 
 QueueService::QueueService(QueueConfig queue, BrokerSettings broker,
@@ -64,6 +66,20 @@ void QueueService::join() {
         abandoned, drain_timeout_.count());
   }
   runtime_->logger->info("stopped");
+}
+
+bool QueueService::tryJoin() {
+  {
+    std::lock_guard lock(stop_mutex_);
+    if (joined_ || !started_) return true;
+    if (std::chrono::steady_clock::now() < drain_deadline_ &&
+        !std::all_of(consumers_.begin(), consumers_.end(),
+                     [](const auto& consumer) { return consumer->done(); })) {
+      return false;
+    }
+  }
+  join();
+  return true;
 }
 
 int QueueService::stalledConsumers() const {

@@ -37,6 +37,11 @@ class QueueService {
   void requestStop() noexcept;
   // After requestStop(): waits for the consumers (see Consumer::join).
   void join();
+  // After requestStop(), for a caller that must not wait: joins when every
+  // consumer is done or the drain deadline has passed (then join() only
+  // takes the connections of handlers still running and returns), and says
+  // whether it did. False means "look again later".
+  bool tryJoin();
   // For a stop that has not begun yet.
   void setDrainTimeout(std::chrono::milliseconds timeout);
 

@@ -64,6 +64,8 @@ void Supervisor::publishPluginInfo() {
 Supervisor::~Supervisor() {
   requestStop();
   wait();
+  // /ready reads the queues: no request may come in while they are destroyed.
+  metrics_.stopServing();
 }
 
 std::shared_ptr<spdlog::logger> Supervisor::makeLogger(const std::string& name,
@@ -151,23 +153,33 @@ ReloadSummary Supervisor::reload(Config next) {
     serveMetrics(next.metrics);
   }
 
-  // Apply: start what is new, then retire what it replaces.
-  std::vector<ServedQueue> retired;
+  // Start what is new while the running list is untouched: a start that
+  // fails (threads) leaves everything serving as it was. `fresh` stops and
+  // joins what it started when it goes out of scope with the exception.
+  for (ServedQueue& queue : fresh) queue.service->start();
+
+  // Apply: the new list, then retire what it replaces.
+  std::size_t retired = 0;
   {
     std::lock_guard lock(queues_mutex_);
     std::vector<ServedQueue> serving;
+    serving.reserve(kept.size() + fresh.size());
+    retiring_.reserve(retiring_.size() + queues_.size());
     for (ServedQueue& queue : queues_) {
       const bool stays = std::find(kept.begin(), kept.end(), queue.config.name) != kept.end();
-      (stays ? serving : retired).push_back(std::move(queue));
+      if (stays) {
+        serving.push_back(std::move(queue));
+      } else {
+        queue.service->requestStop();
+        retiring_.push_back(std::move(queue));
+        ++retired;
+      }
     }
-    for (ServedQueue& queue : fresh) {
-      queue.service->start();
-      serving.push_back(std::move(queue));
-    }
+    for (ServedQueue& queue : fresh) serving.push_back(std::move(queue));
     queues_ = std::move(serving);
   }
   summary.unchanged = static_cast<int>(kept.size());
-  summary.removed = static_cast<int>(retired.size()) - summary.replaced;
+  summary.removed = static_cast<int>(retired) - summary.replaced;
   for (ServedQueue& queue : queues_) {
     queue.logger->set_level(spdlog::level::from_str(next.logging.level));
     queue.service->setDrainTimeout(next.shutdown.drain_timeout);
@@ -177,11 +189,40 @@ ReloadSummary Supervisor::reload(Config next) {
   config_ = std::move(next);
   publishPluginInfo();
 
-  for (ServedQueue& queue : retired) queue.service->requestStop();
-  for (ServedQueue& queue : retired) queue.service->join();
-  logger_->info("reloaded: {} added, {} removed, {} replaced, {} unchanged", summary.added,
-                summary.removed, summary.replaced, summary.unchanged);
+  logger_->info("reloaded: {} added, {} removed, {} replaced, {} unchanged{}", summary.added,
+                summary.removed, summary.replaced, summary.unchanged,
+                retired > 0 ? "; the replaced and removed queues drain in the background" : "");
   return summary;
+}
+
+std::size_t Supervisor::reap() {
+  // Joined without the lock (a join past the drain deadline closes
+  // connections): /ready and the watchdog keep reading meanwhile. Only this
+  // thread changes the lists, so the services stay where they are.
+  std::vector<QueueService*> retiring;
+  {
+    std::lock_guard lock(queues_mutex_);
+    for (const auto& queue : retiring_) retiring.push_back(queue.service.get());
+  }
+  std::vector<QueueService*> stopped;
+  for (QueueService* service : retiring) {
+    if (service->tryJoin()) stopped.push_back(service);
+  }
+  if (stopped.empty()) return retiring.size();
+  std::vector<ServedQueue> gone;  // destroyed outside the lock
+  std::lock_guard lock(queues_mutex_);
+  for (auto it = retiring_.begin(); it != retiring_.end();) {
+    if (std::find(stopped.begin(), stopped.end(), it->service.get()) == stopped.end()) {
+      ++it;
+      continue;
+    }
+    if (it->service->abandonedHandlers()) ++abandoned_by_reloads_;
+    logger_->info("queue '{}' ({} {}): retired", it->config.name, it->library->name(),
+                  it->library->version());
+    gone.push_back(std::move(*it));
+    it = retiring_.erase(it);
+  }
+  return retiring_.size();
 }
 
 void Supervisor::requestStop() noexcept {
@@ -193,18 +234,31 @@ std::vector<QueueService*> Supervisor::services() const {
   std::lock_guard lock(queues_mutex_);
   std::vector<QueueService*> services;
   for (const auto& queue : queues_) services.push_back(queue.service.get());
+  for (const auto& queue : retiring_) services.push_back(queue.service.get());
   return services;
+}
+
+bool Supervisor::drained() {
+  bool all = reap() == 0;
+  std::vector<QueueService*> serving;
+  {
+    std::lock_guard lock(queues_mutex_);
+    for (const auto& queue : queues_) serving.push_back(queue.service.get());
+  }
+  for (QueueService* service : serving) all = service->tryJoin() && all;
+  return all;
 }
 
 bool Supervisor::wait() {
   // Joined without the lock: /ready keeps answering (503) while queues drain.
-  // The list itself only changes in reload(), on the caller's thread.
+  // The lists themselves only change on the caller's thread.
   bool clean = true;
   for (QueueService* service : services()) {
     service->join();
     clean = clean && !service->abandonedHandlers();
   }
-  return clean;
+  std::lock_guard lock(queues_mutex_);
+  return clean && abandoned_by_reloads_ == 0;
 }
 
 Readiness Supervisor::readiness() const {
@@ -223,8 +277,9 @@ Readiness Supervisor::readiness() const {
 
 bool Supervisor::makingProgress() const {
   std::lock_guard lock(queues_mutex_);
-  return std::all_of(queues_.begin(), queues_.end(),
-                     [](const ServedQueue& q) { return q.service->stalledConsumers() == 0; });
+  const auto moving = [](const ServedQueue& q) { return q.service->stalledConsumers() == 0; };
+  return std::all_of(queues_.begin(), queues_.end(), moving) &&
+         std::all_of(retiring_.begin(), retiring_.end(), moving);
 }
 
 std::string Supervisor::status() const {

@@ -46,16 +46,27 @@ class Supervisor {
   // running state stays as it was. Then: new queues start, removed ones
   // drain and stop, changed ones (settings, or a plugin file replaced on
   // disk) start anew beside the old consumers, which then drain; unchanged
-  // queues keep serving untouched. Returns once the drained queues stopped.
-  // Call from one thread (the one that waits for signals).
+  // queues keep serving untouched. New queues start before the running list
+  // is touched: one that cannot start (no threads left) is stopped again and
+  // the reload throws with nothing changed. Returns without waiting for the
+  // retired queues to drain: reap() collects them. Call from one thread (the
+  // one that waits for signals), like reap() and drained().
   ReloadSummary reload(Config next);
+  // Joins the retired queues that have drained (or passed their drain
+  // deadline) without waiting for the others; returns how many are left.
+  std::size_t reap();
 
   // Safe from any thread (not from a signal handler: call it from the
   // thread that waits for signals).
   void requestStop() noexcept;
+  // After requestStop(), for a loop that must keep answering signals and
+  // the watchdog: true once every queue (retired ones too) has stopped;
+  // never waits for a drain.
+  bool drained();
   // Waits until every queue has drained and closed. Returns true when all
-  // in-flight requests were answered, false when the drain timeout cut
-  // handlers off (their requests are redelivered by the broker).
+  // in-flight requests were answered, false when a drain timeout, at this
+  // stop or at any reload before, cut handlers off (their requests are
+  // redelivered by the broker; their threads may still run plugin code).
   bool wait();
 
   // Ready while every queue has all its consumers consuming. Thread-safe.
@@ -96,8 +107,10 @@ class Supervisor {
   Metrics metrics_;
   PluginCatalog catalog_;
   BrokerSettings broker_;
-  mutable std::mutex queues_mutex_;  // guards the list, for readers on other threads
+  mutable std::mutex queues_mutex_;  // guards both lists, for readers on other threads
   std::vector<ServedQueue> queues_;
+  std::vector<ServedQueue> retiring_;  // stopped by a reload, draining
+  int abandoned_by_reloads_ = 0;       // retired queues that left handlers running
   std::vector<std::string> plugin_info_handlers_;
 };
 

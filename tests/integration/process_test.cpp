@@ -269,5 +269,76 @@ TEST(Warrend, TellsSystemdReadyReloadingWatchdogAndStoppingInOrder) {
   client.deleteQueue("notify_two");
 }
 
+TEST(Warrend, KeepsFeedingTheWatchdogAndTakesSigtermWhileAReloadDrainsAHeldHandler) {
+  NotifySocket notify;
+  Gate gate;
+  const auto queue = [&gate](const std::string& name) {
+    return "  - name: " + name + "\n    handler: gate\n    consumers: 1\n" + gate.options();
+  };
+  // A drain far longer than the watchdog interval (1 s) and than this test.
+  const auto yaml = [](const std::string& queues) {
+    return daemonYaml(broker().port(), queues, "", WARREN_FIXTURE_PLUGIN_DIR) +
+           "shutdown:\n  drain_timeout: 300s\n";
+  };
+  const ConfigFile config("watchdog.yaml", yaml(queue("wd_held") + queue("wd_stays")));
+  auto process = std::make_unique<ChildProcess>(
+      std::vector<std::string>{"/usr/bin/env", "NOTIFY_SOCKET=" + notify.path(),
+                               "WATCHDOG_USEC=1000000", WARREND_BINARY, "--config", config.path()});
+  ASSERT_TRUE(notify.waitFor("READY=1", std::chrono::seconds(30))) << process->output();
+  TestClient client(broker().port());
+  client.send("wd_held", "held", "wd-1");
+  ASSERT_TRUE(gate.waitEntered(std::chrono::seconds(10)));
+
+  // The reload removes the queue whose handler is held: it returns at once,
+  // and the queue drains in the background.
+  config.rewrite(yaml(queue("wd_stays")));
+  process->signal(SIGHUP);
+  ASSERT_TRUE(notify.waitFor("RELOADING=1", std::chrono::seconds(10))) << notify.all();
+  ASSERT_TRUE(notify.waitFor("READY=1", std::chrono::seconds(10)))
+      << "the reload waited for the drain: " << notify.all();
+  // Pings at the watchdog's half interval go on meanwhile.
+  for (int ping = 0; ping < 3; ++ping) {
+    ASSERT_TRUE(notify.waitFor("WATCHDOG=1", std::chrono::seconds(2))) << notify.all();
+  }
+  // And a stop is taken while the handler is still held.
+  process->signal(SIGTERM);
+  ASSERT_TRUE(notify.waitFor("STOPPING=1", std::chrono::seconds(5))) << notify.all();
+  EXPECT_TRUE(notify.waitFor("WATCHDOG=1", std::chrono::seconds(2))) << notify.all();
+  EXPECT_FALSE(process->waitExit(std::chrono::milliseconds(0)));
+  // Let the handler go: its reply is sent, and warrend exits cleanly.
+  gate.open();
+  auto reply = client.receive(std::chrono::seconds(10));
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->correlation_id, "wd-1");
+  EXPECT_EQ(reply->body, "held");
+  EXPECT_EQ(process->waitExit(std::chrono::seconds(30)), 0) << process->output();
+  EXPECT_NE(process->output().find("queue 'wd_held' (gate 1.0.0): retired"), std::string::npos)
+      << process->output();
+  EXPECT_NE(process->output().find("stopped cleanly"), std::string::npos);
+  client.deleteQueue("wd_held");
+  client.deleteQueue("wd_stays");
+}
+
+TEST(Warrend, APluginWritingToAClosedPipeGetsEpipeAndTheDaemonLives) {
+  Gate gate;
+  const ConfigFile config(
+      "sigpipe.yaml",
+      daemonYaml(broker().port(),
+                 "  - name: sigpipe_q\n    handler: gate\n    consumers: 1\n" + gate.options(), "",
+                 WARREN_FIXTURE_PLUGIN_DIR));
+  auto process = warrend({"--config", config.path()});
+  ASSERT_TRUE(process->waitForOutput("consuming 'sigpipe_q'", std::chrono::seconds(30)))
+      << process->output();
+  TestClient client(broker().port());
+  client.send("sigpipe_q", "sigpipe", "pipe-1");
+  auto reply = client.receive(std::chrono::seconds(10));
+  ASSERT_TRUE(reply) << "no reply; warrend: " << process->output();
+  EXPECT_EQ(reply->body, "write: Broken pipe");
+  EXPECT_FALSE(process->waitExit(std::chrono::milliseconds(0)));
+  process->signal(SIGTERM);
+  EXPECT_EQ(process->waitExit(std::chrono::seconds(30)), 0) << process->output();
+  client.deleteQueue("sigpipe_q");
+}
+
 }  // namespace
 }  // namespace warren::test
