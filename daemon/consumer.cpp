@@ -195,20 +195,24 @@ Consumer::SessionEnd Consumer::serve(AmqpConnection& connection) {
     if (draining && !connection.hasBufferedInput()) return SessionEnd::kDrained;
     if (more) continue;
 
-    // rabbitmq-c only notices missing broker heartbeats inside a blocking
-    // wait, which this loop never makes: watch for them here. A long handler
-    // does not count: what the broker sent meanwhile was read just above.
-    if (heartbeat.count() > 0 && Clock::now() - last_inbound > 2 * heartbeat) {
-      throw AmqpError(
-          AmqpError::Scope::kConnection, 0,
-          "no heartbeat from the broker for " + std::to_string(2 * heartbeat.count()) + " s");
-    }
     std::array<pollfd, 2> fds{pollfd{connection.fd(), POLLIN, 0}, pollfd{rt_.stop.fd(), POLLIN, 0}};
     const int ready = ::poll(fds.data(), fds.size(), static_cast<int>(interval.count()));
     if (ready < 0 && errno != EINTR) {
       throw AmqpError(AmqpError::Scope::kConnection, 0, "poll failed");
     }
-    if (ready > 0 && fds[0].revents != 0) last_inbound = Clock::now();
+    if (ready > 0 && fds[0].revents != 0) {
+      last_inbound = Clock::now();
+      continue;
+    }
+    // rabbitmq-c only notices missing broker heartbeats inside a blocking
+    // wait, which this loop never makes: watch for them here, and only once
+    // poll() found the socket silent, so that what the broker sent while a
+    // long handler ran counts as heard.
+    if (ready == 0 && heartbeat.count() > 0 && Clock::now() - last_inbound > 2 * heartbeat) {
+      throw AmqpError(
+          AmqpError::Scope::kConnection, 0,
+          "no heartbeat from the broker for " + std::to_string(2 * heartbeat.count()) + " s");
+    }
   }
 }
 
