@@ -13,6 +13,9 @@
 namespace warren {
 namespace {
 
+// What every ABI major keeps first: struct_size, abi_major, abi_minor.
+constexpr std::size_t kVersionedHeaderSize =
+    offsetof(warren_plugin, abi_minor) + sizeof(warren_plugin::abi_minor);
 // The smallest descriptor an ABI-1 plugin can export: everything up to and
 // including `destroy` (ABI 1.0). Later minors only append.
 constexpr std::size_t kMinDescriptorSize =
@@ -129,7 +132,16 @@ std::shared_ptr<const PluginLibrary> PluginLibrary::load(const std::filesystem::
                       ": " WARREN_PLUGIN_ENTRY_SYMBOL
                       "() returned NULL instead of its descriptor; the plugin is broken");
   }
-  // Every ABI major keeps struct_size, abi_major and abi_minor first.
+  // struct_size says how much of the descriptor exists: no other field is
+  // read before it has been checked to be there.
+  const auto truncated = [&](std::size_t struct_size) {
+    return PluginError(quoted(path) + " has a truncated descriptor: struct_size is " +
+                       std::to_string(struct_size) + " bytes, ABI " +
+                       std::to_string(WARREN_PLUGIN_ABI_MAJOR) + ".0 needs at least " +
+                       std::to_string(kMinDescriptorSize) +
+                       "; set it to sizeof(warren_plugin) (WARREN_PLUGIN(...) does)");
+  };
+  if (descriptor->struct_size < kVersionedHeaderSize) throw truncated(descriptor->struct_size);
   if (descriptor->abi_major != WARREN_PLUGIN_ABI_MAJOR) {
     throw PluginError(
         quoted(path) + " exports " WARREN_PLUGIN_ENTRY_SYMBOL " but its descriptor says ABI " +
@@ -137,13 +149,7 @@ std::shared_ptr<const PluginLibrary> PluginLibrary::load(const std::filesystem::
         ", and this warrend speaks ABI major " + std::to_string(WARREN_PLUGIN_ABI_MAJOR) + ": " +
         rebuildAdvice(descriptor->abi_major));
   }
-  if (descriptor->struct_size < kMinDescriptorSize) {
-    throw PluginError(quoted(path) + " has a truncated descriptor: struct_size is " +
-                      std::to_string(descriptor->struct_size) + " bytes, ABI " +
-                      std::to_string(WARREN_PLUGIN_ABI_MAJOR) + ".0 needs at least " +
-                      std::to_string(kMinDescriptorSize) +
-                      "; set it to sizeof(warren_plugin) (WARREN_PLUGIN(...) does)");
-  }
+  if (descriptor->struct_size < kMinDescriptorSize) throw truncated(descriptor->struct_size);
   std::string missing;
   auto require = [&](bool present, const char* field) {
     if (!present) missing += (missing.empty() ? "" : ", ") + std::string(field);

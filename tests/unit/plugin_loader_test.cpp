@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -131,6 +132,17 @@ TEST(PluginLibraryTest, DescriptorAbiMajorMismatchNamesBothVersions) {
   EXPECT_TRUE(contains(error, "descriptor says ABI 2.3"));
   EXPECT_TRUE(contains(error, "this warrend speaks ABI major 1"));
   EXPECT_TRUE(contains(error, "rebuild the plugin against this warrend's include/warren/plugin.h"));
+}
+
+// The fixture's descriptor ends right after struct_size, at an unreadable
+// page: reading abi_major (or anything else) first would crash the test.
+TEST(PluginLibraryTest, TinyDescriptorIsRefusedBeforeAnyOtherFieldIsRead) {
+  const fs::path path = fixture("tiny_descriptor");
+  const std::size_t needed = offsetof(warren_plugin, destroy) + sizeof(warren_plugin::destroy);
+  EXPECT_EQ(loadError(path), "'" + path.string() + "' has a truncated descriptor: struct_size is " +
+                                 std::to_string(sizeof(std::size_t)) +
+                                 " bytes, ABI 1.0 needs at least " + std::to_string(needed) +
+                                 "; set it to sizeof(warren_plugin) (WARREN_PLUGIN(...) does)");
 }
 
 TEST(PluginInstanceTest, CreateFailureCarriesKeyAndMessage) {
