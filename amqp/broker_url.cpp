@@ -2,24 +2,85 @@
 
 #include <amqp.h>
 
+#include <algorithm>
+#include <cctype>
 #include <stdexcept>
+#include <string_view>
 #include <vector>
 
 namespace warren {
+namespace {
+
+constexpr std::string_view kHidden = "***";
+// Where rabbitmq-c's URL parser ends a user name, password, host or port.
+constexpr std::string_view kUrlDelimiters = ":@/?#[]";
+// Where the path (or query, or fragment) of a URL begins.
+constexpr std::string_view kPathStarts = "/?#";
+
+constexpr const char* kExpectedForm =
+    "expected amqp://user:password@host:port/vhost, with any of @ : / ? # % [ ] in the user, "
+    "password or vhost percent-encoded (%40 %3A %2F %3F %23 %25 %5B %5D)";
+
+// amqp_parse_url decodes in place and points into the buffer it is given:
+// the caller keeps `buffer` alive while it reads `info`.
+bool parseInto(const std::string& url, std::vector<char>& buffer, amqp_connection_info& info) {
+  buffer.assign(url.begin(), url.end());
+  buffer.push_back('\0');
+  amqp_default_connection_info(&info);
+  return amqp_parse_url(buffer.data(), &info) == AMQP_STATUS_OK;
+}
+
+std::string hide(const std::string& url, std::size_t from, std::size_t to) {
+  return url.substr(0, from) + std::string(kHidden) +
+         (to == std::string::npos ? std::string() : url.substr(to));
+}
+
+// A URL rabbitmq-c accepts: the password is exactly what rabbitmq-c takes
+// for one, the text between the first two delimiters when they are ':' and
+// then '@' (an escaped %2F is not a delimiter, a raw '/' is).
+std::string redactParsed(const std::string& url, std::size_t authority) {
+  const auto colon = url.find_first_of(kUrlDelimiters, authority);
+  if (colon == std::string::npos || url[colon] != ':') return url;
+  const auto at = url.find_first_of(kUrlDelimiters, colon + 1);
+  if (at == std::string::npos || url[at] != '@') return url;
+  return hide(url, colon + 1, at);
+}
+
+// A URL rabbitmq-c refuses, often for a raw delimiter in the password: where
+// that password ends is a guess, so everything that may belong to it is
+// hidden, from the first ':' of the authority to the '@' before the host.
+std::string redactMalformed(const std::string& url, std::size_t authority) {
+  const auto colon = url.find(':', authority);
+  if (colon == std::string::npos) return url;
+  // A ':' after the path has begun is in the path: there is no password.
+  if (url.find_first_of(kPathStarts, authority) < colon) return url;
+  const auto path = url.find_first_of(kPathStarts, colon + 1);
+  // The '@' before the host: the last one before the path, or, when the
+  // password itself holds a raw '/', '?' or '#', the last one of all.
+  auto at = url.rfind('@', path);
+  if (at == std::string::npos || at < colon) at = url.rfind('@');
+  if (at != std::string::npos && at > colon) return hide(url, colon + 1, at);
+  // No '@' after the ':': host:port, or user:password with the host missing.
+  const auto port_end = path == std::string::npos ? url.size() : path;
+  const std::string_view port(url.data() + colon + 1, port_end - colon - 1);
+  const bool is_port = !port.empty() && std::all_of(port.begin(), port.end(), [](char c) {
+    return std::isdigit(static_cast<unsigned char>(c)) != 0;
+  });
+  return is_port ? url : hide(url, colon + 1, std::string::npos);
+}
+
+}  // namespace
 
 BrokerAddress parseBrokerUrl(const std::string& url) {
   if (url.rfind("amqps://", 0) == 0) {
     throw std::invalid_argument("amqps:// (TLS) is not supported yet; use amqp://");
   }
-  // amqp_parse_url decodes in place and points into the buffer it is given.
-  std::vector<char> buffer(url.begin(), url.end());
-  buffer.push_back('\0');
+  std::vector<char> buffer;
   amqp_connection_info info;
-  amqp_default_connection_info(&info);
-  if (amqp_parse_url(buffer.data(), &info) != AMQP_STATUS_OK) {
-    throw std::invalid_argument("'" + redactBrokerUrl(url) +
-                                "' is not a valid AMQP URL; expected "
-                                "amqp://user:password@host:port/vhost");
+  if (!parseInto(url, buffer, info)) {
+    // Never the URL itself: it may hold a password.
+    throw std::invalid_argument("'" + redactBrokerUrl(url) + "' is not a valid AMQP URL; " +
+                                kExpectedForm);
   }
   BrokerAddress address;
   address.host = info.host;
@@ -32,15 +93,11 @@ BrokerAddress parseBrokerUrl(const std::string& url) {
 
 std::string redactBrokerUrl(const std::string& url) {
   const auto scheme = url.find("://");
-  if (scheme == std::string::npos) return url;
-  // user:password@ can only stand in the authority, before the path.
-  const auto authority = scheme + 3;
-  const auto path = url.find_first_of("/?#", authority);
-  const auto at = url.rfind('@', path == std::string::npos ? std::string::npos : path);
-  if (at == std::string::npos || at < authority) return url;
-  const auto colon = url.find(':', authority);
-  if (colon == std::string::npos || colon > at) return url;
-  return url.substr(0, colon + 1) + "***" + url.substr(at);
+  const std::size_t authority = scheme == std::string::npos ? 0 : scheme + 3;
+  std::vector<char> buffer;
+  amqp_connection_info info;
+  return parseInto(url, buffer, info) ? redactParsed(url, authority)
+                                      : redactMalformed(url, authority);
 }
 
 }  // namespace warren

@@ -17,7 +17,9 @@ struct BrokerAddress {
 // for "/"). Throws std::invalid_argument saying what is wrong.
 BrokerAddress parseBrokerUrl(const std::string& url);
 
-// The URL with the password replaced by "***", for logs.
+// The URL with the password replaced by "***", for logs and error messages.
+// For a URL parseBrokerUrl() refuses, where the password ends is a guess:
+// everything that may belong to it is hidden.
 std::string redactBrokerUrl(const std::string& url);
 
 }  // namespace warren

@@ -37,9 +37,13 @@ struct FileIdentity {
 class PluginLibrary {
  public:
   // dlopen()s `path` (RTLD_NOW | RTLD_LOCAL), finds warren_plugin_v1 and
-  // checks the descriptor. Throws PluginError when the file is missing, is
-  // not a shared object, has no entry symbol, was built for another ABI
-  // major, or has an incomplete descriptor.
+  // checks the descriptor. Throws PluginError when the file is missing; when
+  // it, its real file (symlinks resolved), that file's folder or the folder
+  // of a symlink on the way is owned by anyone but root or the effective
+  // user, or is group- or world-writable (checked before dlopen(), which
+  // runs the plugin's constructors); when it is not a shared object, has no
+  // entry symbol, was built for another ABI major, or has an incomplete
+  // descriptor.
   //
   // `load_name`, when given, is the string passed to dlopen() instead of
   // `path`; it must name the same file. glibc returns an already loaded

@@ -68,8 +68,10 @@ plugin=$tmp/upper-build/upper.so
 exported=$(nm -D --defined-only "$plugin" | awk '$2 ~ /^[TDBVWRu]$/ {print $3}' | grep -v '^_' || true)
 [[ $exported == warren_plugin_v1 ]] || fail "upper.so exports more than warren_plugin_v1:"$'\n'"$exported"
 
-mkdir "$tmp/plugins"
-cp "$plugin" "$tmp/plugins/"
+# warrend refuses a plugin, or a plugin folder, that group or others may
+# write: set the modes rather than inherit them from the umask (002 is common).
+mkdir -m 0755 "$tmp/plugins"
+install -m 0755 "$plugin" "$tmp/plugins/"
 write_config() {  # FILE MODE
   cat >"$1" <<YAML
 plugins:
@@ -127,8 +129,8 @@ broker_dir=$(mktemp -d)
 "$source_dir/scripts/rabbitmq-private" start "$broker_dir" "$port" >"$tmp/broker.log" 2>&1 ||
   fail "cannot start a private broker:"$'\n'"$(cat "$tmp/broker.log")"
 url="amqp://guest:guest@127.0.0.1:$port/%2f"
-mkdir "$tmp/live-plugins"
-cp "$stage/lib/warren/plugins/sum.so" "$tmp/live-plugins/"
+mkdir -m 0755 "$tmp/live-plugins"
+install -m 0755 "$stage/lib/warren/plugins/sum.so" "$tmp/live-plugins/"
 live_config() {  # the queues, as YAML lines
   cat >"$tmp/live.next.yaml" <<YAML
 broker:
@@ -144,7 +146,8 @@ YAML
 }
 live_config "  - name: sdk_sum
     handler: sum"
-"$stage/bin/warrend" --config "$tmp/live.yaml" >"$tmp/warrend.log" 2>&1 &
+: >"$tmp/warrend.log"  # exists before tail -f opens it, whenever warrend starts
+"$stage/bin/warrend" --config "$tmp/live.yaml" >>"$tmp/warrend.log" 2>&1 &
 warrend_pid=$!
 # Waits for a line in warrend's log (blocking on tail, not polling).
 await_log() {
@@ -154,7 +157,7 @@ await_log() {
 await_log "ready: "
 [[ $("$stage/bin/warren-call" --broker "$url" sdk_sum 2,3) == 5 ]] || fail "sum did not answer"
 # Installed as packages do: copied beside, then moved over.
-cp "$plugin" "$tmp/live-plugins/.upper.so.new"
+install -m 0755 "$plugin" "$tmp/live-plugins/.upper.so.new"
 mv "$tmp/live-plugins/.upper.so.new" "$tmp/live-plugins/upper.so"
 live_config "  - name: sdk_sum
     handler: sum

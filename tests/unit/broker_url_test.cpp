@@ -1,8 +1,10 @@
 // Tests of broker URL parsing and redaction (daemon/broker_url.cpp).
 #include <gtest/gtest.h>
 
+#include <iterator>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "broker_url.h"
 
@@ -91,6 +93,103 @@ TEST(ParseBrokerUrl, RejectsAnotherSchemeWithoutRevealingThePassword) {
   EXPECT_EQ(message.find("topsecret"), std::string::npos) << message;
 }
 
+// A password made of two marked halves around `separator`: neither half may
+// appear in any redacted URL or error message.
+constexpr const char* kSecretHalves[] = {"PWfirst", "PWsecond"};
+std::string secretWith(const std::string& separator) {
+  return std::string(kSecretHalves[0]) + separator + kSecretHalves[1];
+}
+::testing::AssertionResult revealsNoSecret(const std::string& text) {
+  for (const char* half : kSecretHalves) {
+    if (text.find(half) != std::string::npos) {
+      return ::testing::AssertionFailure() << "'" << half << "' appears in: " << text;
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Characters that end the password in URL syntax, or start an escape: raw
+// ones make a URL rabbitmq-c refuses, encoded ones make a valid URL.
+const std::string kRawSeparators[] = {"/", "?", "#", "@", "%", ":", "[", "]", "%zz", "%ff"};
+const std::string kEncodedSeparators[] = {"%2F", "%3F", "%23", "%40", "%25", "%3A", "%2f"};
+
+TEST(RedactBrokerUrl, HidesAPasswordHoldingRawDelimiters) {
+  for (const std::string& separator : kRawSeparators) {
+    const std::string url = "amqp://svc:" + secretWith(separator) + "@rabbit:5672/jobs";
+    const std::string redacted = redactBrokerUrl(url);
+    EXPECT_TRUE(revealsNoSecret(redacted)) << url;
+    EXPECT_EQ(redacted, "amqp://svc:***@rabbit:5672/jobs") << url;
+  }
+}
+
+TEST(RedactBrokerUrl, HidesAPasswordHoldingEncodedDelimiters) {
+  for (const std::string& separator : kEncodedSeparators) {
+    const std::string url = "amqp://svc:" + secretWith(separator) + "@rabbit:5672/jobs";
+    const std::string redacted = redactBrokerUrl(url);
+    EXPECT_TRUE(revealsNoSecret(redacted)) << url;
+    EXPECT_EQ(redacted, "amqp://svc:***@rabbit:5672/jobs") << url;
+  }
+}
+
+TEST(RedactBrokerUrl, HidesAPasswordWhenThePathAlsoHasAnAtSign) {
+  const std::string url = "amqp://svc:" + secretWith("/") + "@rabbit/team@jobs";
+  EXPECT_TRUE(revealsNoSecret(redactBrokerUrl(url)));
+}
+
+TEST(RedactBrokerUrl, HidesAPasswordWithoutAScheme) {
+  EXPECT_EQ(redactBrokerUrl("svc:" + secretWith("/") + "@rabbit"), "svc:***@rabbit");
+  EXPECT_TRUE(revealsNoSecret(redactBrokerUrl("amqp:/svc:" + secretWith("?") + "@rabbit")));
+}
+
+TEST(ParseBrokerUrl, ErrorsNeverRevealAPasswordHoldingDelimiters) {
+  std::vector<std::string> separators(std::begin(kRawSeparators), std::end(kRawSeparators));
+  separators.insert(separators.end(), std::begin(kEncodedSeparators), std::end(kEncodedSeparators));
+  for (const std::string& separator : separators) {
+    const std::string secret = secretWith(separator);
+    // Each is malformed after (or because of) the password.
+    for (const std::string& url : {
+             "amqp://svc:" + secret + "@rabbit:notaport/jobs",
+             "amqp://svc:" + secret + "@rabbit:99999/jobs",
+             "amqp://svc:" + secret + "@rabbit/jobs/more",
+             "amqp://svc:" + secret + "@rabbit/jobs?heartbeat=5",
+             "amqp://svc:" + secret + "@rabbit/jobs#top",
+             "amqp://svc:" + secret + "@[::1/jobs",
+             "amqp://svc:" + secret + "@rabbit@other/jobs",
+             "amqps://svc:" + secret + "@rabbit/jobs",
+             "http://svc:" + secret + "@rabbit/jobs",
+         }) {
+      const std::string message = parseError(url);
+      EXPECT_FALSE(message.empty()) << url;
+      EXPECT_TRUE(revealsNoSecret(message)) << url;
+    }
+  }
+}
+
+TEST(ParseBrokerUrl, ErrorsNeverRevealAPasswordWhoseHostIsMissing) {
+  for (const std::string separator : {"/", "?", "#", "%", "%2F"}) {
+    const std::string url = "amqp://svc:" + secretWith(separator);
+    const std::string message = parseError(url);
+    EXPECT_TRUE(revealsNoSecret(message)) << url;
+    EXPECT_NE(message.find("amqp://svc:***"), std::string::npos) << message;
+  }
+  // A number after the ':' is a port, shown as written.
+  EXPECT_NE(parseError("amqp://rabbit:99999/jobs").find("amqp://rabbit:99999/jobs"),
+            std::string::npos);
+}
+
+TEST(ParseBrokerUrl, ADelimiterInThePasswordIsExplained) {
+  const std::string message = parseError("amqp://svc:" + secretWith("/") + "@rabbit/jobs");
+  EXPECT_NE(message.find("amqp://svc:***@rabbit/jobs"), std::string::npos) << message;
+  EXPECT_NE(message.find("percent-encode"), std::string::npos) << message;
+}
+
+TEST(ParseBrokerUrl, DecodesEveryEncodedDelimiterInThePassword) {
+  const BrokerAddress address = parseBrokerUrl("amqp://svc:a%2Fb%3Fc%23d%40e%25f%3Ag@rabbit/jobs");
+  EXPECT_EQ(address.password, "a/b?c#d@e%f:g");
+  EXPECT_EQ(address.host, "rabbit");
+  EXPECT_EQ(address.vhost, "jobs");
+}
+
 TEST(RedactBrokerUrl, ReplacesThePasswordWithStars) {
   EXPECT_EQ(redactBrokerUrl("amqp://user:secret@host:5672/%2f"), "amqp://user:***@host:5672/%2f");
   EXPECT_EQ(redactBrokerUrl("amqp://user:secret@host"), "amqp://user:***@host");
@@ -114,8 +213,15 @@ TEST(RedactBrokerUrl, IgnoresAColonThatAppearsOnlyInThePath) {
 
 TEST(RedactBrokerUrl, IgnoresAnAtSignThatAppearsOnlyInThePath) {
   EXPECT_EQ(redactBrokerUrl("amqp://host/team@jobs"), "amqp://host/team@jobs");
-  EXPECT_EQ(redactBrokerUrl("amqp://host:5672/team@jobs"), "amqp://host:5672/team@jobs");
   EXPECT_EQ(redactBrokerUrl("amqp://host/a:b@c"), "amqp://host/a:b@c");
+}
+
+// rabbitmq-c refuses a raw '@' in a vhost, and then host:5672/team@jobs reads
+// just like user:1234/pass@host (a password with a raw '/'): the part that
+// may be a password is hidden.
+TEST(RedactBrokerUrl, HidesWhatMayBeAPasswordInAnAmbiguousMalformedUrl) {
+  EXPECT_EQ(redactBrokerUrl("amqp://host:5672/team@jobs"), "amqp://host:***@jobs");
+  EXPECT_EQ(redactBrokerUrl("amqp://svc:1234/pass@rabbit"), "amqp://svc:***@rabbit");
 }
 
 TEST(RedactBrokerUrl, StillRedactsWhenThePathHasAnAtSign) {

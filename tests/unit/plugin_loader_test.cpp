@@ -5,13 +5,16 @@
 #include "plugin_library.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
+#include <pwd.h>
 #include <spdlog/logger.h>
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -131,6 +134,188 @@ TEST(PluginLibraryTest, DescriptorAbiMajorMismatchNamesBothVersions) {
   EXPECT_TRUE(contains(error, "descriptor says ABI 2.3"));
   EXPECT_TRUE(contains(error, "this warrend speaks ABI major 1"));
   EXPECT_TRUE(contains(error, "rebuild the plugin against this warrend's include/warren/plugin.h"));
+}
+
+// The fixture's descriptor ends right after struct_size, at an unreadable
+// page: reading abi_major (or anything else) first would crash the test.
+TEST(PluginLibraryTest, TinyDescriptorIsRefusedBeforeAnyOtherFieldIsRead) {
+  const fs::path path = fixture("tiny_descriptor");
+  const std::size_t needed = offsetof(warren_plugin, destroy) + sizeof(warren_plugin::destroy);
+  EXPECT_EQ(loadError(path), "'" + path.string() + "' has a truncated descriptor: struct_size is " +
+                                 std::to_string(sizeof(std::size_t)) +
+                                 " bytes, ABI 1.0 needs at least " + std::to_string(needed) +
+                                 "; set it to sizeof(warren_plugin) (WARREN_PLUGIN(...) does)");
+}
+
+// --- who may change a plugin -------------------------------------------------
+
+// A private folder (mkdtemp: 0700, ours) the test copies plugins into and
+// sets modes on; removed on scope exit.
+class PluginFolder {
+ public:
+  PluginFolder() {
+    std::string pattern = (fs::temp_directory_path() / "warren-perm-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr)
+      throw std::system_error(errno, std::generic_category());
+    dir_ = fs::canonical(pattern);
+  }
+  ~PluginFolder() {
+    std::error_code ignored;
+    fs::permissions(dir_, fs::perms::owner_all, fs::perm_options::add, ignored);
+    fs::remove_all(dir_, ignored);
+  }
+  PluginFolder(const PluginFolder&) = delete;
+  PluginFolder& operator=(const PluginFolder&) = delete;
+
+  const fs::path& path() const { return dir_; }
+  // A copy of the sum plugin named `name`, with `mode` (chmod, not umask).
+  fs::path copySum(const std::string& name, mode_t mode = 0755) const {
+    const fs::path copy = dir_ / name;
+    fs::copy_file(sumPath(), copy, fs::copy_options::overwrite_existing);
+    chmodOrThrow(copy, mode);
+    return copy;
+  }
+  fs::path subfolder(const std::string& name, mode_t mode = 0755) const {
+    const fs::path folder = dir_ / name;
+    fs::create_directory(folder);
+    chmodOrThrow(folder, mode);
+    return folder;
+  }
+  static void chmodOrThrow(const fs::path& path, mode_t mode) {
+    if (::chmod(path.c_str(), mode) != 0) throw std::system_error(errno, std::generic_category());
+  }
+
+ private:
+  fs::path dir_;
+};
+
+std::string groupOf(const fs::path& path) {
+  struct stat status {};
+  if (::stat(path.c_str(), &status) != 0) return "?";
+  const struct group* entry = ::getgrgid(status.st_gid);
+  return entry != nullptr ? entry->gr_name : "gid " + std::to_string(status.st_gid);
+}
+
+std::string selfName() {
+  const struct passwd* entry = ::getpwuid(::geteuid());
+  return entry != nullptr ? entry->pw_name : "uid " + std::to_string(::geteuid());
+}
+
+std::string runsAs() { return "run their own code as warrend (user '" + selfName() + "')"; }
+
+std::string q(const fs::path& path) { return "'" + path.string() + "'"; }
+
+TEST(PluginPermissionsTest, APluginOnlyItsOwnerCanWriteLoads) {
+  const PluginFolder folder;
+  const fs::path plugin = folder.copySum("sum.so", 0755);
+  EXPECT_EQ(loadError(plugin), "");
+  PluginFolder::chmodOrThrow(plugin, 0600);
+  EXPECT_EQ(loadError(plugin), "");
+}
+
+TEST(PluginPermissionsTest, AGroupWritableFileIsRefused) {
+  const PluginFolder folder;
+  const fs::path plugin = folder.copySum("sum.so", 0664);
+  EXPECT_EQ(loadError(plugin), "plugin " + q(plugin) + " is writable by group '" + groupOf(plugin) +
+                                   "' (mode 0664): anyone in that group could change it and " +
+                                   runsAs() + "; chmod g-w " + q(plugin));
+}
+
+TEST(PluginPermissionsTest, AWorldWritableFileIsRefused) {
+  const PluginFolder folder;
+  const fs::path plugin = folder.copySum("sum.so", 0646);
+  EXPECT_EQ(loadError(plugin), "plugin " + q(plugin) +
+                                   " is writable by everyone (mode 0646): anyone could change it "
+                                   "and " +
+                                   runsAs() + "; chmod o-w " + q(plugin));
+}
+
+TEST(PluginPermissionsTest, ASymlinkToAWorldWritableFileIsRefusedNamingTheRealFile) {
+  const PluginFolder folder;
+  const fs::path real = folder.subfolder("elsewhere") / "real-sum.so";
+  fs::copy_file(sumPath(), real);
+  PluginFolder::chmodOrThrow(real, 0666);
+  const fs::path link = folder.path() / "sum.so";
+  fs::create_symlink(real, link);
+  EXPECT_EQ(loadError(link), "plugin " + q(link) + " resolves to " + q(real) +
+                                 ", which is writable by group '" + groupOf(real) +
+                                 "' and by everyone (mode 0666): anyone could change it and " +
+                                 runsAs() + "; chmod go-w " + q(real));
+  // Fixed where it says, the same symlink loads.
+  PluginFolder::chmodOrThrow(real, 0644);
+  EXPECT_EQ(loadError(link), "");
+}
+
+TEST(PluginPermissionsTest, AWritableFolderIsRefused) {
+  const PluginFolder folder;
+  const fs::path plugins = folder.subfolder("plugins", 0777);
+  const fs::path plugin = plugins / "sum.so";
+  fs::copy_file(sumPath(), plugin);
+  PluginFolder::chmodOrThrow(plugin, 0755);
+  EXPECT_EQ(loadError(plugin), "plugin " + q(plugin) + " is in folder " + q(plugins) +
+                                   ", which is writable by group '" + groupOf(plugins) +
+                                   "' and by everyone (mode 0777): anyone could replace the "
+                                   "plugin and " +
+                                   runsAs() + "; chmod go-w " + q(plugins));
+  PluginFolder::chmodOrThrow(plugins, 0775);
+  EXPECT_EQ(loadError(plugin), "plugin " + q(plugin) + " is in folder " + q(plugins) +
+                                   ", which is writable by group '" + groupOf(plugins) +
+                                   "' (mode 0775): anyone in that group could replace the "
+                                   "plugin and " +
+                                   runsAs() + "; chmod g-w " + q(plugins));
+  PluginFolder::chmodOrThrow(plugins, 0755);
+  EXPECT_EQ(loadError(plugin), "");
+}
+
+// /tmp and its kind: sticky and writable by everyone, meant to stay so.
+TEST(PluginPermissionsTest, ASharedStickyFolderIsRefusedWithoutAdvisingChmod) {
+  const PluginFolder folder;
+  const fs::path shared = folder.subfolder("shared", 01777);
+  const fs::path plugin = shared / "sum.so";
+  fs::copy_file(sumPath(), plugin);
+  PluginFolder::chmodOrThrow(plugin, 0755);
+  EXPECT_EQ(loadError(plugin), "plugin " + q(plugin) + " is in folder " + q(shared) +
+                                   ", which is writable by group '" + groupOf(shared) +
+                                   "' and by everyone (mode 1777): anyone could replace the "
+                                   "plugin and " +
+                                   runsAs() +
+                                   "; move the plugin into a folder only root can write (a shared "
+                                   "folder is no place for code warrend runs)");
+}
+
+// A safe file behind a symlink in a writable folder: the symlink can be
+// pointed elsewhere.
+TEST(PluginPermissionsTest, ASymlinkInAWritableFolderIsRefused) {
+  const PluginFolder folder;
+  const fs::path real = folder.copySum("real-sum.so", 0755);
+  const fs::path plugins = folder.subfolder("plugins", 0757);
+  const fs::path link = plugins / "sum.so";
+  fs::create_symlink(real, link);
+  const std::string problem =
+      "(mode 0757): anyone could replace the symlink and " + runsAs() + "; chmod o-w " + q(plugins);
+  EXPECT_EQ(loadError(link), "plugin " + q(link) + " is a symlink in folder " + q(plugins) +
+                                 ", which is writable by everyone " + problem);
+  // Further along a chain of symlinks, too.
+  const fs::path first = folder.path() / "first.so";
+  fs::create_symlink(link, first);
+  EXPECT_EQ(loadError(first), "plugin " + q(first) + " leads through the symlink " + q(link) +
+                                  " in folder " + q(plugins) + ", which is writable by everyone " +
+                                  problem);
+  PluginFolder::chmodOrThrow(plugins, 0755);
+  EXPECT_EQ(loadError(first), "");
+}
+
+TEST(PluginPermissionsTest, AFileOwnedBySomeoneElseIsRefused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "only root can give a file away (chown)";
+  const PluginFolder folder;
+  const fs::path plugin = folder.copySum("sum.so", 0755);
+  constexpr uid_t kOther = 65534;  // nobody
+  ASSERT_EQ(::chown(plugin.c_str(), kOther, static_cast<gid_t>(-1)), 0);
+  const struct passwd* other = ::getpwuid(kOther);
+  const std::string other_name = other != nullptr ? other->pw_name : "uid 65534";
+  EXPECT_EQ(loadError(plugin), "plugin " + q(plugin) + " is owned by user '" + other_name +
+                                   "' (uid 65534), not by root: that user could change it and " +
+                                   runsAs() + "; chown root " + q(plugin));
 }
 
 TEST(PluginInstanceTest, CreateFailureCarriesKeyAndMessage) {
