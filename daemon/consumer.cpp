@@ -1,6 +1,8 @@
 #include "consumer.h"
 
+#include "log_escape.h"
 #include "reply_properties.h"
+#include "request_policy.h"
 
 #include <poll.h>
 
@@ -126,6 +128,7 @@ void Consumer::run() {
             "dropped, the broker redelivers the request",
             index_ + 1);
       }
+      settleReplies();
       return;
     } catch (const AmqpError& e) {
       failure = e.what();
@@ -139,6 +142,9 @@ void Consumer::run() {
     } catch (const std::exception& e) {
       failure = std::string("protocol error: ") + e.what();
     }
+    // Replies not refused by a broker close were taken, or lost with the
+    // connection: their redeliveries are answered again.
+    settleReplies();
     if (rt_.stop.requested()) break;
     if (was_consuming) ++rt_.counters.sessions_lost;
     const auto delay = backoff.next();
@@ -220,6 +226,12 @@ bool Consumer::handleFrame(AmqpConnection& connection, const amqp_frame_t& frame
     }
     return true;
   }
+  if (frame.frame_type == AMQP_FRAME_METHOD &&
+      frame.payload.method.id == AMQP_BASIC_DELIVER_METHOD) {
+    // With prefetch 1 the broker sends the next delivery only after it took
+    // the ack that followed the last reply: those replies were accepted.
+    if (published_replies_ > 0) settleReplies();
+  }
   if (assembler_.beginIfContentMethod(frame)) return true;
   if (frame.frame_type != AMQP_FRAME_METHOD) return true;  // heartbeats are the library's
 
@@ -233,12 +245,14 @@ bool Consumer::handleFrame(AmqpConnection& connection, const amqp_frame_t& frame
                           "' deleted?); declaring it and consuming again");
     case AMQP_CHANNEL_CLOSE_METHOD: {
       const std::string detail = describeBrokerClose(method);
+      rememberRefusedReplies(detail);
       const int code = static_cast<const amqp_channel_close_t*>(method.decoded)->reply_code;
       connection.confirmChannelClose(frame.channel);
       throw AmqpError(AmqpError::Scope::kChannel, code, "the broker closed the channel: " + detail);
     }
     case AMQP_CONNECTION_CLOSE_METHOD: {
       const std::string detail = describeBrokerClose(method);
+      rememberRefusedReplies(detail);
       const int code = static_cast<const amqp_connection_close_t*>(method.decoded)->reply_code;
       connection.confirmConnectionClose();
       throw AmqpError(AmqpError::Scope::kConnection, code,
@@ -262,6 +276,27 @@ bool Consumer::handleFrame(AmqpConnection& connection, const amqp_frame_t& frame
   }
 }
 
+void Consumer::settleReplies() {
+  rt_.replies.settled(index_);
+  published_replies_ = 0;
+}
+
+void Consumer::rememberRefusedReplies(const std::string& close_detail) {
+  // The broker fails a publish it cannot take by closing the channel or the
+  // whole connection, after the ack that followed it was sent: the request
+  // comes back redelivered and its reply would fail the same way, forever.
+  // The replies published since the broker last showed it had accepted them
+  // are refused; their redeliveries are not answered again (decide()).
+  if (published_replies_ > 0) {
+    rt_.logger->warn(
+        "consumer {}: the broker closed after {} reply publish(es) ({}); their requests are not "
+        "answered again when redelivered",
+        index_ + 1, published_replies_, close_detail);
+  }
+  rt_.replies.refused(index_);
+  published_replies_ = 0;
+}
+
 bool Consumer::handleMessage(AmqpConnection& connection, InboundMessage message) {
   if (message.kind == InboundMessage::Kind::kReturn) {
     if (isDirectReplyTo(message.routing_key)) return true;  // delivered all the same
@@ -270,7 +305,8 @@ bool Consumer::handleMessage(AmqpConnection& connection, InboundMessage message)
     rt_.logger->warn(
         "reply to '{}' (correlation_id '{}') was not routed: {} {}; the caller's reply queue is "
         "gone",
-        message.routing_key, message.correlation_id, message.reply_code, message.reply_text);
+        escapeForLog(message.routing_key), escapeForLog(message.correlation_id), message.reply_code,
+        escapeForLog(message.reply_text));
     return true;
   }
 
@@ -281,33 +317,70 @@ bool Consumer::handleMessage(AmqpConnection& connection, InboundMessage message)
   const InProgress in_progress(metrics);
   const amqp_channel_t channel = message.channel;
   const std::uint64_t tag = message.delivery_tag;
-  if (rt_.stop.requested()) {
-    // Not started: back to the queue at once, for another consumer (or this
-    // daemon's next start) to answer.
-    connection.reject(channel, tag, /*requeue=*/true);
-    ++rt_.counters.requeued;
-    metrics.finished(Outcome::kRequeued);
-    return true;
+
+  RequestFacts facts;
+  facts.stopping = rt_.stop.requested();
+  facts.has_reply_to = message.has_reply_to;
+  facts.reply_to = message.reply_to;
+  facts.body_too_large = message.body_too_large;
+  facts.redelivered = message.redelivered;
+  if (message.redelivered) {
+    facts.earlier_reply =
+        rt_.replies.check(replyIdentity(message.reply_to, message.correlation_id));
   }
-  if (!message.has_reply_to) {
-    ++rt_.counters.missing_reply_to;
-    rt_.logger->warn("request without reply_to (correlation_id '{}', {} bytes): acked, no reply",
-                     message.correlation_id, message.body_size);
-    connection.ack(channel, tag);
-    metrics.finished(Outcome::kNoReplyTo);
-    return true;
-  }
-  if (message.body_too_large) {
-    ++rt_.counters.too_large;
-    rt_.logger->warn("request of {} bytes exceeds max_body_bytes ({}): error reply",
-                     message.body_size, rt_.queue.max_body_bytes);
-    HandlerReply refusal;
-    refusal.error = HandlerError{WARREN_ERROR_TOO_LARGE,
-                                 "request body of " + std::to_string(message.body_size) +
-                                     " bytes exceeds the limit of " +
-                                     std::to_string(rt_.queue.max_body_bytes) + " bytes"};
-    publishReply(connection, message, refusal);
-    return true;
+  facts.dead_letter = rt_.dead_letter;
+
+  const Decision decision = decide(facts);
+  switch (decision) {
+    case Decision::kRequeue:
+      // Not started: back to the queue at once, for another consumer (or
+      // this daemon's next start) to answer, or for this one once the fate
+      // of its earlier reply is known.
+      connection.reject(channel, tag, /*requeue=*/true);
+      ++rt_.counters.requeued;
+      metrics.finished(Outcome::kRequeued);
+      return true;
+    case Decision::kAckWithoutReply:
+      ++rt_.counters.missing_reply_to;
+      rt_.logger->warn("request without reply_to (correlation_id '{}', {} bytes): acked, no reply",
+                       escapeForLog(message.correlation_id), message.body_size);
+      connection.ack(channel, tag);
+      metrics.finished(Outcome::kNoReplyTo);
+      return true;
+    case Decision::kRefuseAck:
+    case Decision::kRefuseDeadLetter: {
+      const bool dead_letter = decision == Decision::kRefuseDeadLetter;
+      ++rt_.counters.reply_refused;
+      rt_.logger->warn(
+          "request with reply_to '{}' (correlation_id '{}'): {}; {} without a reply",
+          escapeForLog(message.reply_to), escapeForLog(message.correlation_id),
+          facts.earlier_reply == RequestFacts::EarlierReply::kRefused
+              ? "the broker closed the connection or channel when its reply was published"
+              : "the broker cannot deliver a reply there",
+          dead_letter ? "dead-lettered" : "acked");
+      if (dead_letter) {
+        connection.reject(channel, tag, /*requeue=*/false);
+      } else {
+        connection.ack(channel, tag);
+      }
+      metrics.finished(Outcome::kReplyRefused);
+      return true;
+    }
+    case Decision::kReplyTooLarge: {
+      ++rt_.counters.too_large;
+      rt_.logger->warn("request of {} bytes exceeds max_body_bytes ({}): error reply",
+                       message.body_size, rt_.queue.max_body_bytes);
+      HandlerReply refusal;
+      refusal.error = HandlerError{WARREN_ERROR_TOO_LARGE,
+                                   "request body of " + std::to_string(message.body_size) +
+                                       " bytes exceeds the limit of " +
+                                       std::to_string(rt_.queue.max_body_bytes) + " bytes"};
+      publishReply(connection, message, refusal);
+      return true;
+    }
+    case Decision::kRunHandler:
+      ++rt_.counters.handled;
+      break;
   }
   return answer(connection, message);
 }
@@ -345,6 +418,8 @@ void Consumer::publishReply(AmqpConnection& connection, const InboundMessage& me
                        reply.error ? std::string_view(error_body) : std::string_view(reply.body),
                        /*mandatory=*/!isDirectReplyTo(message.reply_to));
     connection.ack(message.channel, message.delivery_tag);
+    rt_.replies.published(index_, replyIdentity(message.reply_to, message.correlation_id));
+    ++published_replies_;
   } catch (const AmqpError&) {
     ++rt_.counters.reply_failures;
     rt_.metrics->replyPublishFailed();
@@ -354,7 +429,7 @@ void Consumer::publishReply(AmqpConnection& connection, const InboundMessage& me
   if (reply.error) {
     ++rt_.counters.replied_error;
     rt_.logger->debug("error reply {} to '{}': {}", errorCodeName(reply.error->code),
-                      message.reply_to, reply.error->message);
+                      escapeForLog(message.reply_to), escapeForLog(reply.error->message));
   } else {
     ++rt_.counters.replied;
   }

@@ -29,6 +29,8 @@ std::string_view outcomeName(Outcome outcome) noexcept {
       return "no_reply_to";
     case Outcome::kRequeued:
       return "requeued";
+    case Outcome::kReplyRefused:
+      return "reply_refused";
   }
   return "internal";
 }

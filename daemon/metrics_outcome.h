@@ -16,13 +16,15 @@ enum class Outcome {
   kTooLarge,
   kInternal,
   kUnavailable,
-  kNoReplyTo,  // no reply_to: acked without a reply
-  kRequeued,   // handed back to the broker unhandled (drain at shutdown or queue removal)
+  kNoReplyTo,     // no reply_to: acked without a reply
+  kRequeued,      // handed back to the broker unhandled (drain at shutdown or queue removal)
+  kReplyRefused,  // no reply can reach reply_to: acked (or dead-lettered) without one
 };
 
-inline constexpr std::array<Outcome, 8> kAllOutcomes = {
-    Outcome::kOk,       Outcome::kInvalidArgument, Outcome::kOutOfRange, Outcome::kTooLarge,
-    Outcome::kInternal, Outcome::kUnavailable,     Outcome::kNoReplyTo,  Outcome::kRequeued,
+inline constexpr std::array<Outcome, 9> kAllOutcomes = {
+    Outcome::kOk,        Outcome::kInvalidArgument, Outcome::kOutOfRange,
+    Outcome::kTooLarge,  Outcome::kInternal,        Outcome::kUnavailable,
+    Outcome::kNoReplyTo, Outcome::kRequeued,        Outcome::kReplyRefused,
 };
 
 // The label value. Error outcomes carry the wire names of the error codes

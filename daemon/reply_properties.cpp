@@ -14,10 +14,6 @@ constexpr std::string_view kTextPlain = "text/plain";
 
 }  // namespace
 
-bool isDirectReplyTo(std::string_view reply_to) noexcept {
-  return reply_to.rfind("amq.rabbitmq.reply-to", 0) == 0;
-}
-
 std::string_view errorCodeName(warren_error_code code) noexcept {
   switch (code) {
     case WARREN_ERROR_INVALID_ARGUMENT:
