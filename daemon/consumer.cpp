@@ -92,6 +92,7 @@ void Consumer::run() {
   options.connection_name += " #" + std::to_string(index_ + 1);
   while (!rt_.stop.requested()) {
     assembler_.reset();
+    declare_refused_ = false;
     std::string failure;
     bool misconfigured = false;  // the broker refuses what the config asks for
     bool was_consuming = false;
@@ -132,7 +133,10 @@ void Consumer::run() {
       return;
     } catch (const AmqpError& e) {
       failure = e.what();
-      misconfigured = e.replyCode() == 406 || e.replyCode() == 403;
+      // Only a refused queue.declare means the config and the broker's queue
+      // disagree: a 406 or 403 later (a reply publish, an ack) says nothing
+      // of the queue's settings.
+      misconfigured = declare_refused_;
       if (misconfigured) {
         failure += "; the queue exists with other settings or the user lacks permission: make " +
                    queue.path +
@@ -159,8 +163,14 @@ void Consumer::openSession(AmqpConnection& connection) {
   const QueueConfig& queue = rt_.queue;
   constexpr amqp_channel_t kChannel = 1;
   connection.openChannel(kChannel);
-  connection.declareQueue(
-      kChannel, QueueDeclaration{queue.name, queue.durable, queue.auto_delete, &queue.arguments});
+  declare_refused_ = false;
+  try {
+    connection.declareQueue(
+        kChannel, QueueDeclaration{queue.name, queue.durable, queue.auto_delete, &queue.arguments});
+  } catch (const AmqpError& e) {
+    declare_refused_ = e.replyCode() == 406 || e.replyCode() == 403;
+    throw;
+  }
   connection.setPrefetch(kChannel, static_cast<std::uint16_t>(queue.prefetch));
   consumer_tag_ = connection.consume(kChannel, queue.name);
 }
@@ -407,7 +417,16 @@ bool Consumer::answer(AmqpConnection& connection, const InboundMessage& message)
 }
 
 void Consumer::publishReply(AmqpConnection& connection, const InboundMessage& message,
-                            const HandlerReply& reply) {
+                            const HandlerReply& handler_reply) {
+  // A reply the broker cannot take would fail this publish on every
+  // redelivery: validate it here and answer an error instead.
+  HandlerReply replacement;
+  if (auto refusal = unpublishableReply(handler_reply, rt_.queue.max_reply_bytes)) {
+    rt_.logger->warn("reply to correlation_id '{}' not sent: {}; internal error reply instead",
+                     escapeForLog(message.correlation_id), refusal->message);
+    replacement.error = std::move(refusal);
+  }
+  const HandlerReply& reply = replacement.error ? replacement : handler_reply;
   const ReplyProperties properties(message.correlation_id, reply);
   const std::string error_body = reply.error ? errorReplyBody(*reply.error) : std::string();
   // Reply first, then ack, on the same channel: AMQP keeps their order, so a

@@ -128,6 +128,8 @@ class Consumer : public std::enable_shared_from_this<Consumer> {
   std::vector<warren_header> headers_;  // reused, same reason
   // Replies published since the last delivery (RefusedReplies::published).
   std::size_t published_replies_ = 0;
+  // The broker refused this session's queue.declare (406, 403).
+  bool declare_refused_ = false;
 
   std::atomic<std::chrono::steady_clock::rep> turn_deadline_{
       std::chrono::steady_clock::time_point::max().time_since_epoch().count()};

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <string>
 
 namespace warren {
 namespace {
@@ -58,6 +59,24 @@ Decision decide(const RequestFacts& facts) noexcept {
   if (refused) return facts.dead_letter ? Decision::kRefuseDeadLetter : Decision::kRefuseAck;
   if (facts.body_too_large) return Decision::kReplyTooLarge;
   return Decision::kRunHandler;
+}
+
+std::optional<HandlerError> unpublishableReply(const HandlerReply& reply,
+                                               std::size_t max_reply_bytes) {
+  if (reply.error) return std::nullopt;
+  constexpr std::size_t kMaxShortString = 255;
+  if (reply.content_type.size() > kMaxShortString) {
+    return HandlerError{WARREN_ERROR_INTERNAL, "the handler's reply content_type of " +
+                                                   std::to_string(reply.content_type.size()) +
+                                                   " bytes exceeds AMQP's limit of 255 bytes"};
+  }
+  if (reply.body.size() > max_reply_bytes) {
+    return HandlerError{WARREN_ERROR_INTERNAL, "the handler's reply of " +
+                                                   std::to_string(reply.body.size()) +
+                                                   " bytes exceeds max_reply_bytes (" +
+                                                   std::to_string(max_reply_bytes) + ")"};
+  }
+  return std::nullopt;
 }
 
 bool isDirectReplyTo(std::string_view reply_to) noexcept {

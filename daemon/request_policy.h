@@ -3,10 +3,13 @@
 // answer. Tests drive it directly (tests/unit/request_policy_test.cpp).
 #pragma once
 
+#include "handler_reply.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <string_view>
 
 namespace warren {
@@ -48,6 +51,13 @@ Decision decide(const RequestFacts& facts) noexcept;
 // publishing connection (541 INTERNAL_ERROR): such an address must never be
 // published to. PID must be base64 of an Erlang external term of a pid.
 bool replyToDeliverable(std::string_view reply_to) noexcept;
+
+// A handler's success reply the broker could not take, or that is larger
+// than the queue allows (`max_reply_bytes`): the `internal` error to send
+// instead. A content_type is an AMQP shortstr, at most 255 bytes: a longer
+// one cannot even be encoded, and the publish would fail the connection.
+std::optional<HandlerError> unpublishableReply(const HandlerReply& reply,
+                                               std::size_t max_reply_bytes);
 
 // RabbitMQ's direct reply-to pseudo queue, in any form (a reply there must
 // not be mandatory: the broker returns it although it delivered it).

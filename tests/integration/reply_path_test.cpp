@@ -143,5 +143,62 @@ TEST(ReplyPath, ARefusedRequestGoesToTheDeadLetterTargetWhenTheQueueHasOne) {
   client.deleteQueue(dead);
 }
 
+// Replies the handler returns but the broker could not take, or the queue
+// does not allow: each is answered once, with an internal error.
+TEST(ReplyPath, AReplyTheBrokerCannotTakeBecomesAnInternalError) {
+  const std::string queue = "reply_shape";
+  RunningDaemon daemon(daemonYaml(broker().port(),
+                                  "  - name: " + queue +
+                                      "\n    handler: reply_shape\n    consumers: 1\n"
+                                      "    max_reply_bytes: 1024\n",
+                                  "", WARREN_FIXTURE_PLUGIN_DIR));
+  TestClient client(broker().port());
+  const TestReply long_type = client.call(queue, "content_type:256");
+  EXPECT_EQ(long_type.errorCode(), "internal");
+  EXPECT_EQ(long_type.errorMessage(),
+            "the handler's reply content_type of 256 bytes exceeds AMQP's limit of 255 bytes");
+  const TestReply large = client.call(queue, "body:1025");
+  EXPECT_EQ(large.errorCode(), "internal");
+  EXPECT_EQ(large.errorMessage(),
+            "the handler's reply of 1025 bytes exceeds max_reply_bytes (1024)");
+  // At the limits, replies go out as they are.
+  EXPECT_EQ(client.call(queue, "content_type:255").content_type, std::string(255, 't'));
+  EXPECT_EQ(client.call(queue, "body:1024").body, std::string(1024, 'b'));
+  const QueueCounters& counters = daemon.counters(queue);
+  EXPECT_EQ(counters.handled.load(), 4u);
+  EXPECT_EQ(counters.sessions_lost.load(), 0u);
+  daemon.stop();
+  EXPECT_EQ(broker().queueState(queue), "0 0 0");
+}
+
+// A reply over the broker's max_message_size: the broker closes the channel
+// (406 PRECONDITION_FAILED) on the publish. Not a queue misconfiguration,
+// and not a reason to run the request again and again.
+TEST(ReplyPath, AReplyTheBrokerClosesTheChannelOnIsNotRetried) {
+  struct LimitBackOnExit {
+    ~LimitBackOnExit() {
+      broker().ctl("eval 'application:set_env(rabbit, max_message_size, 134217728).'");
+    }
+  } limit_back;
+  broker().ctl("eval 'application:set_env(rabbit, max_message_size, 4096).'");
+  const std::string queue = "reply_shape_406";
+  RunningDaemon daemon(daemonYaml(
+      broker().port(), "  - name: " + queue + "\n    handler: reply_shape\n    consumers: 1\n", "",
+      WARREN_FIXTURE_PLUGIN_DIR));
+  TestClient client(broker().port());
+  client.send(queue, "body:8192", "over-broker-limit");
+  ASSERT_TRUE(
+      daemon.log().waitFor("(correlation_id 'over-broker-limit')", std::chrono::seconds(30)));
+  EXPECT_EQ(client.call(queue, "after").body, "after");
+  const QueueCounters& counters = daemon.counters(queue);
+  EXPECT_EQ(counters.reply_refused.load(), 1u);
+  EXPECT_EQ(counters.handled.load(), 2u);
+  EXPECT_EQ(counters.sessions_lost.load(), 1u);
+  EXPECT_EQ(daemon.log().text().find("the queue exists with other settings"), std::string::npos)
+      << daemon.log().text();
+  daemon.stop();
+  EXPECT_EQ(broker().queueState(queue), "0 0 0");
+}
+
 }  // namespace
 }  // namespace warren::test

@@ -86,6 +86,30 @@ TEST(RequestPolicy, TellsDeliverableReplyToAddresses) {
   EXPECT_FALSE(replyToDeliverable("amq.rabbitmq.reply-tox.g1hk.BBBB"));
 }
 
+TEST(RequestPolicy, AReplyTheBrokerCannotTakeBecomesAnInternalError) {
+  HandlerReply reply;
+  reply.body = std::string(100, 'b');
+  reply.content_type = std::string(255, 't');
+  EXPECT_FALSE(unpublishableReply(reply, 100));
+
+  reply.content_type = std::string(256, 't');
+  auto error = unpublishableReply(reply, 100);
+  ASSERT_TRUE(error);
+  EXPECT_EQ(error->code, WARREN_ERROR_INTERNAL);
+  EXPECT_EQ(error->message,
+            "the handler's reply content_type of 256 bytes exceeds AMQP's limit of 255 bytes");
+
+  reply.content_type = "text/plain";
+  error = unpublishableReply(reply, 99);
+  ASSERT_TRUE(error);
+  EXPECT_EQ(error->message, "the handler's reply of 100 bytes exceeds max_reply_bytes (99)");
+
+  HandlerReply failed;
+  failed.content_type = std::string(300, 't');  // unused by an error reply
+  failed.error = HandlerError{WARREN_ERROR_INVALID_ARGUMENT, "bad"};
+  EXPECT_FALSE(unpublishableReply(failed, 1));
+}
+
 TEST(RequestPolicy, IdentityDependsOnReplyToAndCorrelationId) {
   EXPECT_EQ(replyIdentity("q", "1"), replyIdentity("q", "1"));
   EXPECT_NE(replyIdentity("q", "1"), replyIdentity("q", "2"));
