@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cerrno>
+#include <optional>
 #include <string_view>
 
 namespace warren {
@@ -15,17 +16,29 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// warren_requests_in_progress: up when a request arrives, down however its
-// handling ends (a reply lost with its connection included).
-class InProgress {
+// warren_requests_in_progress up when a request arrives; when its handling
+// ends, however it ends, down again and exactly one
+// warren_requests_finished_total: the outcome the handling recorded, or
+// `lost` when it recorded none (its reply publish or ack failed, the
+// connection was lost or closed at the drain deadline while it ran).
+class RequestInFlight {
  public:
-  explicit InProgress(QueueMetrics& metrics) : metrics_(metrics) { metrics_.inProgressAdd(1); }
-  ~InProgress() { metrics_.inProgressAdd(-1); }
-  InProgress(const InProgress&) = delete;
-  InProgress& operator=(const InProgress&) = delete;
+  RequestInFlight(QueueMetrics& metrics, std::optional<Outcome>& outcome)
+      : metrics_(metrics), outcome_(outcome) {
+    outcome_.reset();
+    metrics_.inProgressAdd(1);
+  }
+  ~RequestInFlight() {
+    metrics_.finished(outcome_.value_or(Outcome::kLost));
+    metrics_.inProgressAdd(-1);
+    outcome_.reset();
+  }
+  RequestInFlight(const RequestInFlight&) = delete;
+  RequestInFlight& operator=(const RequestInFlight&) = delete;
 
  private:
   QueueMetrics& metrics_;
+  std::optional<Outcome>& outcome_;
 };
 
 std::chrono::milliseconds pollInterval(std::chrono::seconds heartbeat) {
@@ -324,7 +337,7 @@ bool Consumer::handleMessage(AmqpConnection& connection, InboundMessage message)
   QueueMetrics& metrics = *rt_.metrics;
   metrics.received();
   if (message.redelivered) metrics.redelivered();
-  const InProgress in_progress(metrics);
+  const RequestInFlight in_flight(metrics, outcome_);
   const amqp_channel_t channel = message.channel;
   const std::uint64_t tag = message.delivery_tag;
 
@@ -348,14 +361,14 @@ bool Consumer::handleMessage(AmqpConnection& connection, InboundMessage message)
       // of its earlier reply is known.
       connection.reject(channel, tag, /*requeue=*/true);
       ++rt_.counters.requeued;
-      metrics.finished(Outcome::kRequeued);
+      outcome_ = Outcome::kRequeued;
       return true;
     case Decision::kAckWithoutReply:
       ++rt_.counters.missing_reply_to;
       rt_.logger->warn("request without reply_to (correlation_id '{}', {} bytes): acked, no reply",
                        escapeForLog(message.correlation_id), message.body_size);
       connection.ack(channel, tag);
-      metrics.finished(Outcome::kNoReplyTo);
+      outcome_ = Outcome::kNoReplyTo;
       return true;
     case Decision::kRefuseAck:
     case Decision::kRefuseDeadLetter: {
@@ -373,7 +386,7 @@ bool Consumer::handleMessage(AmqpConnection& connection, InboundMessage message)
       } else {
         connection.ack(channel, tag);
       }
-      metrics.finished(Outcome::kReplyRefused);
+      outcome_ = Outcome::kReplyRefused;
       return true;
     }
     case Decision::kReplyTooLarge: {
@@ -444,7 +457,7 @@ void Consumer::publishReply(AmqpConnection& connection, const InboundMessage& me
     rt_.metrics->replyPublishFailed();
     throw;
   }
-  rt_.metrics->finished(reply.error ? outcomeOf(reply.error->code) : Outcome::kOk);
+  outcome_ = reply.error ? outcomeOf(reply.error->code) : Outcome::kOk;
   if (reply.error) {
     ++rt_.counters.replied_error;
     rt_.logger->debug("error reply {} to '{}': {}", errorCodeName(reply.error->code),

@@ -32,6 +32,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -128,6 +129,8 @@ class Consumer : public std::enable_shared_from_this<Consumer> {
   std::vector<warren_header> headers_;  // reused, same reason
   // Replies published since the last delivery (RefusedReplies::published).
   std::size_t published_replies_ = 0;
+  // What the request being handled ended in; none yet: `lost`.
+  std::optional<Outcome> outcome_;
   // The broker refused this session's queue.declare (406, 403).
   bool declare_refused_ = false;
 

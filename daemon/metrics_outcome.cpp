@@ -31,6 +31,8 @@ std::string_view outcomeName(Outcome outcome) noexcept {
       return "requeued";
     case Outcome::kReplyRefused:
       return "reply_refused";
+    case Outcome::kLost:
+      return "lost";
   }
   return "internal";
 }

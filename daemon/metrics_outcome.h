@@ -19,12 +19,14 @@ enum class Outcome {
   kNoReplyTo,     // no reply_to: acked without a reply
   kRequeued,      // handed back to the broker unhandled (drain at shutdown or queue removal)
   kReplyRefused,  // no reply can reach reply_to: acked (or dead-lettered) without one
+  kLost,  // not acked: reply publish failed, connection lost or closed at the drain deadline
 };
 
-inline constexpr std::array<Outcome, 9> kAllOutcomes = {
+inline constexpr std::array<Outcome, 10> kAllOutcomes = {
     Outcome::kOk,        Outcome::kInvalidArgument, Outcome::kOutOfRange,
     Outcome::kTooLarge,  Outcome::kInternal,        Outcome::kUnavailable,
     Outcome::kNoReplyTo, Outcome::kRequeued,        Outcome::kReplyRefused,
+    Outcome::kLost,
 };
 
 // The label value. Error outcomes carry the wire names of the error codes

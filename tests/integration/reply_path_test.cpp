@@ -1,6 +1,8 @@
 // The reply path: requests whose reply the broker refuses, and what that
 // must not do to the queue that received them.
 #include "daemon_harness.h"
+#include "fifo_gate.h"
+#include "http_scrape.h"
 #include "private_broker.h"
 #include "rpc_client.h"
 
@@ -198,6 +200,48 @@ TEST(ReplyPath, AReplyTheBrokerClosesTheChannelOnIsNotRetried) {
       << daemon.log().text();
   daemon.stop();
   EXPECT_EQ(broker().queueState(queue), "0 0 0");
+}
+
+// Every received request ends in one outcome, `lost` included: here a
+// handler abandoned at the drain deadline, whose connection was closed
+// under it, so its reply can never be sent.
+TEST(ReplyPath, ARequestAbandonedAtTheDrainDeadlineCountsAsLost) {
+  const std::string queue = "slow_lost";
+  Gate gate;
+  RunningDaemon daemon(
+      daemonYaml(broker().port(),
+                 "  - name: " + queue + "\n    handler: gate\n    consumers: 1\n" + gate.options(),
+                 "", WARREN_FIXTURE_PLUGIN_DIR) +
+      "shutdown:\n  drain_timeout: 200ms\n");
+  // A handle of our own keeps the queue's series alive past its service.
+  const auto held = daemon.supervisor().metrics().addQueue(queue, "gate", 1);
+  TestClient client(broker().port());
+  EXPECT_EQ(client.call(queue, "echo:answered").body, "echo:answered");
+  client.send(queue, "held", "lost-1");
+  ASSERT_TRUE(gate.waitEntered(std::chrono::seconds(10)));
+  EXPECT_FALSE(daemon.stop());
+  gate.open();  // the handler returns after the drain deadline
+  ASSERT_TRUE(daemon.log().waitFor("a handler abandoned at the drain deadline returned",
+                                   std::chrono::seconds(10)));
+  const Scrape scrape(daemon.supervisor().metrics().exposition());
+  const std::map<std::string, std::string> labels = {{"queue", queue}, {"handler", "gate"}};
+  const auto outcome = [&](const std::string& name) {
+    auto with = labels;
+    with["outcome"] = name;
+    return scrape.value("warren_requests_finished_total", with).value_or(-1);
+  };
+  EXPECT_EQ(scrape.value("warren_requests_received_total", labels), 2);
+  EXPECT_EQ(scrape.value("warren_requests_in_progress", labels), 0);
+  EXPECT_EQ(outcome("ok"), 1);
+  EXPECT_EQ(outcome("lost"), 1);
+  double finished = 0;
+  for (const Sample& sample : scrape.samples()) {
+    if (sample.name == "warren_requests_finished_total" && sample.labels.at("queue") == queue) {
+      finished += sample.value;
+    }
+  }
+  EXPECT_EQ(finished, 2);
+  client.deleteQueue(queue);
 }
 
 }  // namespace
