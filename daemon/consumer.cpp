@@ -405,7 +405,10 @@ bool Consumer::handleMessage(AmqpConnection& connection, InboundMessage message)
       ++rt_.counters.handled;
       break;
   }
-  return answer(connection, message);
+  const bool usable = answer(connection, message);
+  constexpr std::size_t kKeptReplyCapacity = 64 * 1024;
+  releaseLargeBuffers(reply_, kKeptReplyCapacity);
+  return usable;
 }
 
 bool Consumer::answer(AmqpConnection& connection, const InboundMessage& message) {

@@ -142,5 +142,17 @@ TEST(RequestPolicy, RefusedRepliesAreBounded) {
   EXPECT_EQ(replies.check(3), EarlierReply::kRefused);
 }
 
+TEST(HandlerReplyBuffers, AreFreedAfterALargeReplyAndKeptOtherwise) {
+  HandlerReply reply;
+  reply.body.assign(1000, 'b');
+  const std::size_t small = reply.body.capacity();
+  releaseLargeBuffers(reply, 4096);
+  EXPECT_EQ(reply.body.capacity(), small) << "an ordinary reply keeps its buffer";
+  reply.body.assign(1 << 20, 'b');
+  releaseLargeBuffers(reply, 4096);
+  EXPECT_LE(reply.body.capacity(), 4096u);
+  EXPECT_TRUE(reply.body.empty());
+}
+
 }  // namespace
 }  // namespace warren
