@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "queue_argument.h"
+#include "wire.h"
 
 namespace warren {
 
@@ -43,7 +44,7 @@ struct ReconnectConfig {
 };
 
 struct BrokerConfig {
-  std::string url = "amqp://guest:guest@localhost:5672/%2f";
+  std::string url = std::string(wire::kDefaultBrokerUrl);
   std::chrono::milliseconds heartbeat{10000};  // 0 disables heartbeats
   std::chrono::milliseconds connect_timeout{5000};
   ReconnectConfig reconnect;

@@ -1,5 +1,7 @@
 #include "request_policy.h"
 
+#include "wire.h"
+
 #include <algorithm>
 #include <array>
 #include <string>
@@ -7,7 +9,8 @@
 namespace warren {
 namespace {
 
-constexpr std::string_view kDirectReplyToPrefix = "amq.rabbitmq.reply-to.";
+// The form the broker hands out: "amq.rabbitmq.reply-to.<PID>.<KEY>".
+constexpr std::size_t kDirectReplyToPrefixBytes = wire::kDirectReplyTo.size() + 1;
 
 // Erlang's external term format: version byte, then the tag of a pid.
 constexpr unsigned char kTermVersion = 131;
@@ -80,15 +83,18 @@ std::optional<HandlerError> unpublishableReply(const HandlerReply& reply,
 }
 
 bool isDirectReplyTo(std::string_view reply_to) noexcept {
-  return reply_to.rfind("amq.rabbitmq.reply-to", 0) == 0;
+  return reply_to.substr(0, wire::kDirectReplyTo.size()) == wire::kDirectReplyTo;
 }
 
 bool replyToDeliverable(std::string_view reply_to) noexcept {
   // The default exchange takes any routing key up to a shortstr's 255 bytes.
   if (reply_to.empty() || reply_to.size() > 255) return false;
   if (!isDirectReplyTo(reply_to)) return true;
-  if (reply_to.rfind(kDirectReplyToPrefix, 0) != 0) return false;
-  const std::string_view encoded = reply_to.substr(kDirectReplyToPrefix.size());
+  if (reply_to.size() <= kDirectReplyToPrefixBytes ||
+      reply_to[wire::kDirectReplyTo.size()] != '.') {
+    return false;
+  }
+  const std::string_view encoded = reply_to.substr(kDirectReplyToPrefixBytes);
   const std::size_t dot = encoded.find('.');
   if (dot == std::string_view::npos || dot == 0 || dot + 1 == encoded.size()) return false;
   // The broker splits at every dot and wants exactly two parts.
