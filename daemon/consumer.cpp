@@ -17,9 +17,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // warren_requests_in_progress up when a request arrives; when its handling
-// ends, however it ends, down again and exactly one
-// warren_requests_finished_total: the outcome the handling recorded, or
-// `lost` when it recorded none (its reply publish or ack failed, the
+// ends, however it ends, down again, and `lost` when the handling finished
+// with no outcome (Consumer::finish) (its reply publish or ack failed, the
 // connection was lost or closed at the drain deadline while it ran).
 class RequestInFlight {
  public:
@@ -29,7 +28,7 @@ class RequestInFlight {
     metrics_.inProgressAdd(1);
   }
   ~RequestInFlight() {
-    metrics_.finished(outcome_.value_or(Outcome::kLost));
+    if (!outcome_) metrics_.finished(Outcome::kLost);
     metrics_.inProgressAdd(-1);
     outcome_.reset();
   }
@@ -361,14 +360,14 @@ bool Consumer::handleMessage(AmqpConnection& connection, InboundMessage message)
       // of its earlier reply is known.
       connection.reject(channel, tag, /*requeue=*/true);
       ++rt_.counters.requeued;
-      outcome_ = Outcome::kRequeued;
+      finish(Outcome::kRequeued);
       return true;
     case Decision::kAckWithoutReply:
       ++rt_.counters.missing_reply_to;
       rt_.logger->warn("request without reply_to (correlation_id '{}', {} bytes): acked, no reply",
                        escapeForLog(message.correlation_id), message.body_size);
       connection.ack(channel, tag);
-      outcome_ = Outcome::kNoReplyTo;
+      finish(Outcome::kNoReplyTo);
       return true;
     case Decision::kRefuseAck:
     case Decision::kRefuseDeadLetter: {
@@ -386,7 +385,7 @@ bool Consumer::handleMessage(AmqpConnection& connection, InboundMessage message)
       } else {
         connection.ack(channel, tag);
       }
-      outcome_ = Outcome::kReplyRefused;
+      finish(Outcome::kReplyRefused);
       return true;
     }
     case Decision::kReplyTooLarge: {
@@ -448,26 +447,32 @@ void Consumer::publishReply(AmqpConnection& connection, const InboundMessage& me
   // Reply first, then ack, on the same channel: AMQP keeps their order, so a
   // connection lost in between means the request is redelivered and answered
   // again, never acked unanswered.
+  // Known as published before it is: a redelivery reaching another consumer
+  // meanwhile waits for what the broker makes of it.
+  rt_.replies.published(index_, replyIdentity(message.reply_to, message.correlation_id));
+  ++published_replies_;
   try {
     connection.publish(message.channel, message.reply_to, properties.get(),
                        reply.error ? std::string_view(error_body) : std::string_view(reply.body),
                        /*mandatory=*/!isDirectReplyTo(message.reply_to));
     connection.ack(message.channel, message.delivery_tag);
-    rt_.replies.published(index_, replyIdentity(message.reply_to, message.correlation_id));
-    ++published_replies_;
   } catch (const AmqpError&) {
     ++rt_.counters.reply_failures;
     rt_.metrics->replyPublishFailed();
     throw;
   }
-  outcome_ = reply.error ? outcomeOf(reply.error->code) : Outcome::kOk;
+  // Counted at once: a caller holding the reply may already look.
+  ++(reply.error ? rt_.counters.replied_error : rt_.counters.replied);
+  finish(reply.error ? outcomeOf(reply.error->code) : Outcome::kOk);
   if (reply.error) {
-    ++rt_.counters.replied_error;
     rt_.logger->debug("error reply {} to '{}': {}", errorCodeName(reply.error->code),
                       escapeForLog(message.reply_to), escapeForLog(reply.error->message));
-  } else {
-    ++rt_.counters.replied;
   }
+}
+
+void Consumer::finish(Outcome outcome) {
+  rt_.metrics->finished(outcome);
+  outcome_ = outcome;
 }
 
 }  // namespace warren

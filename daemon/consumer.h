@@ -115,6 +115,8 @@ class Consumer : public std::enable_shared_from_this<Consumer> {
   // The broker took the replies published so far, or they were lost with a
   // connection that failed for another reason.
   void settleReplies();
+  // The request being handled ended in `outcome`: counted once, at once.
+  void finish(Outcome outcome);
   void finished();
   // The thread comes round again within `wait` (plus a margin).
   void expectTurnWithin(std::chrono::milliseconds wait) noexcept;
