@@ -6,6 +6,7 @@
 #include "mailbox.h"
 #include "pending_calls.h"
 #include "reply_outcome.h"
+#include "wire.h"
 
 #include <poll.h>
 
@@ -25,8 +26,8 @@ using client_detail::Done;
 using client_detail::PendingCall;
 
 constexpr amqp_channel_t kChannel = 1;
-constexpr std::string_view kDirectReplyTo = "amq.rabbitmq.reply-to";
-constexpr std::string_view kDefaultUrl = "amqp://guest:guest@localhost:5672/%2f";
+constexpr std::string_view kDirectReplyTo = wire::kDirectReplyTo;
+constexpr std::string_view kDefaultUrl = wire::kDefaultBrokerUrl;
 // Replies larger than this are dropped unread; their call fails.
 constexpr std::size_t kMaxReplyBytes = 128 * 1024 * 1024;
 // Frames read in one go before new requests are published again.

@@ -1,12 +1,14 @@
 #include "reply_outcome.h"
 
+#include "wire.h"
+
 #include <string_view>
 
 namespace warren::client_detail {
 namespace {
 
-constexpr std::string_view kErrorCodeHeader = "x-warren-error-code";
-constexpr std::string_view kErrorMessageHeader = "x-warren-error-message";
+constexpr std::string_view kErrorCodeHeader = wire::kErrorCodeHeader;
+constexpr std::string_view kErrorMessageHeader = wire::kErrorMessageHeader;
 
 }  // namespace
 

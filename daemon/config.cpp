@@ -469,8 +469,8 @@ class Parser {
   QueueConfig readQueue(const Field& entry, const fs::path& plugin_dir,
                         std::map<std::string, int>& first_line_by_name) const {
     const Fields fields =
-        entries(entry, {"name", "handler", "consumers", "prefetch", "max_body_bytes", "durable",
-                        "auto_delete", "arguments", "options"});
+        entries(entry, {"name", "handler", "consumers", "prefetch", "max_body_bytes",
+                        "max_reply_bytes", "durable", "auto_delete", "arguments", "options"});
     QueueConfig config;
     config.path = entry.path;
     config.mark = toSourceMark(entry.value.Mark());
@@ -503,6 +503,9 @@ class Parser {
     }
     if (const Field* max_body = find(fields, "max_body_bytes")) {
       config.max_body_bytes = static_cast<std::size_t>(readInt(*max_body, 1, kMaxBodyBytes));
+    }
+    if (const Field* max_reply = find(fields, "max_reply_bytes")) {
+      config.max_reply_bytes = static_cast<std::size_t>(readInt(*max_reply, 1, kMaxBodyBytes));
     }
     if (const Field* durable = find(fields, "durable")) config.durable = readBool(*durable);
     if (const Field* auto_delete = find(fields, "auto_delete")) {
@@ -609,8 +612,8 @@ bool operator==(const QueueConfig& a, const QueueConfig& b) {
   };
   return a.name == b.name && a.handler == b.handler && a.plugin_path == b.plugin_path &&
          a.consumers == b.consumers && a.prefetch == b.prefetch &&
-         a.max_body_bytes == b.max_body_bytes && a.durable == b.durable &&
-         a.auto_delete == b.auto_delete && a.arguments == b.arguments &&
+         a.max_body_bytes == b.max_body_bytes && a.max_reply_bytes == b.max_reply_bytes &&
+         a.durable == b.durable && a.auto_delete == b.auto_delete && a.arguments == b.arguments &&
          same_options(a.options, b.options);
 }
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "queue_argument.h"
+#include "wire.h"
 
 namespace warren {
 
@@ -43,7 +44,7 @@ struct ReconnectConfig {
 };
 
 struct BrokerConfig {
-  std::string url = "amqp://guest:guest@localhost:5672/%2f";
+  std::string url = std::string(wire::kDefaultBrokerUrl);
   std::chrono::milliseconds heartbeat{10000};  // 0 disables heartbeats
   std::chrono::milliseconds connect_timeout{5000};
   ReconnectConfig reconnect;
@@ -62,6 +63,8 @@ struct QueueConfig {
   int consumers = 5;
   int prefetch = 1;
   std::size_t max_body_bytes = 1024 * 1024;
+  // Largest reply body published; a larger one becomes an `internal` error.
+  std::size_t max_reply_bytes = 16 * 1024 * 1024;
   bool durable = false;
   bool auto_delete = false;
   std::map<std::string, QueueArgument> arguments;
@@ -73,7 +76,7 @@ struct QueueConfig {
 };
 
 // Compares what serving a queue depends on: name, handler, plugin path,
-// consumers, prefetch, body limit, declare settings and options (key and value,
+// consumers, prefetch, body and reply limits, declare settings and options (key and value,
 // in file order). Where the queue sits in the file (path, marks) is left out, so
 // that a reload can tell an unchanged queue from a changed one after lines
 // above it moved.

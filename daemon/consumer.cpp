@@ -1,11 +1,14 @@
 #include "consumer.h"
 
+#include "log_escape.h"
 #include "reply_properties.h"
+#include "request_policy.h"
 
 #include <poll.h>
 
 #include <array>
 #include <cerrno>
+#include <optional>
 #include <string_view>
 
 namespace warren {
@@ -13,17 +16,28 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// warren_requests_in_progress: up when a request arrives, down however its
-// handling ends (a reply lost with its connection included).
-class InProgress {
+// warren_requests_in_progress up when a request arrives; when its handling
+// ends, however it ends, down again, and `lost` when the handling finished
+// with no outcome (Consumer::finish) (its reply publish or ack failed, the
+// connection was lost or closed at the drain deadline while it ran).
+class RequestInFlight {
  public:
-  explicit InProgress(QueueMetrics& metrics) : metrics_(metrics) { metrics_.inProgressAdd(1); }
-  ~InProgress() { metrics_.inProgressAdd(-1); }
-  InProgress(const InProgress&) = delete;
-  InProgress& operator=(const InProgress&) = delete;
+  RequestInFlight(QueueMetrics& metrics, std::optional<Outcome>& outcome)
+      : metrics_(metrics), outcome_(outcome) {
+    outcome_.reset();
+    metrics_.inProgressAdd(1);
+  }
+  ~RequestInFlight() {
+    if (!outcome_) metrics_.finished(Outcome::kLost);
+    metrics_.inProgressAdd(-1);
+    outcome_.reset();
+  }
+  RequestInFlight(const RequestInFlight&) = delete;
+  RequestInFlight& operator=(const RequestInFlight&) = delete;
 
  private:
   QueueMetrics& metrics_;
+  std::optional<Outcome>& outcome_;
 };
 
 std::chrono::milliseconds pollInterval(std::chrono::seconds heartbeat) {
@@ -95,6 +109,7 @@ void Consumer::run() {
   options.connection_name += " #" + std::to_string(index_ + 1);
   while (!rt_.stop.requested()) {
     assembler_.reset();
+    declare_refused_ = false;
     std::string failure;
     bool misconfigured = false;  // the broker refuses what the config asks for
     bool was_consuming = false;
@@ -131,10 +146,14 @@ void Consumer::run() {
             "dropped, the broker redelivers the request",
             index_ + 1);
       }
+      settleReplies();
       return;
     } catch (const AmqpError& e) {
       failure = e.what();
-      misconfigured = e.replyCode() == 406 || e.replyCode() == 403;
+      // Only a refused queue.declare means the config and the broker's queue
+      // disagree: a 406 or 403 later (a reply publish, an ack) says nothing
+      // of the queue's settings.
+      misconfigured = declare_refused_;
       if (misconfigured) {
         failure += "; the queue exists with other settings or the user lacks permission: make " +
                    queue.path +
@@ -144,6 +163,9 @@ void Consumer::run() {
     } catch (const std::exception& e) {
       failure = std::string("protocol error: ") + e.what();
     }
+    // Replies not refused by a broker close were taken, or lost with the
+    // connection: their redeliveries are answered again.
+    settleReplies();
     if (rt_.stop.requested()) break;
     if (was_consuming) ++rt_.counters.sessions_lost;
     const auto delay = backoff.next();
@@ -158,8 +180,14 @@ void Consumer::openSession(AmqpConnection& connection) {
   const QueueConfig& queue = rt_.queue;
   constexpr amqp_channel_t kChannel = 1;
   connection.openChannel(kChannel);
-  connection.declareQueue(
-      kChannel, QueueDeclaration{queue.name, queue.durable, queue.auto_delete, &queue.arguments});
+  declare_refused_ = false;
+  try {
+    connection.declareQueue(
+        kChannel, QueueDeclaration{queue.name, queue.durable, queue.auto_delete, &queue.arguments});
+  } catch (const AmqpError& e) {
+    declare_refused_ = e.replyCode() == 406 || e.replyCode() == 403;
+    throw;
+  }
   connection.setPrefetch(kChannel, static_cast<std::uint16_t>(queue.prefetch));
   consumer_tag_ = connection.consume(kChannel, queue.name);
 }
@@ -229,6 +257,12 @@ bool Consumer::handleFrame(AmqpConnection& connection, const amqp_frame_t& frame
     }
     return true;
   }
+  if (frame.frame_type == AMQP_FRAME_METHOD &&
+      frame.payload.method.id == AMQP_BASIC_DELIVER_METHOD) {
+    // With prefetch 1 the broker sends the next delivery only after it took
+    // the ack that followed the last reply: those replies were accepted.
+    if (published_replies_ > 0) settleReplies();
+  }
   if (assembler_.beginIfContentMethod(frame)) return true;
   if (frame.frame_type != AMQP_FRAME_METHOD) return true;  // heartbeats are the library's
 
@@ -242,12 +276,14 @@ bool Consumer::handleFrame(AmqpConnection& connection, const amqp_frame_t& frame
                           "' deleted?); declaring it and consuming again");
     case AMQP_CHANNEL_CLOSE_METHOD: {
       const std::string detail = describeBrokerClose(method);
+      rememberRefusedReplies(detail);
       const int code = static_cast<const amqp_channel_close_t*>(method.decoded)->reply_code;
       connection.confirmChannelClose(frame.channel);
       throw AmqpError(AmqpError::Scope::kChannel, code, "the broker closed the channel: " + detail);
     }
     case AMQP_CONNECTION_CLOSE_METHOD: {
       const std::string detail = describeBrokerClose(method);
+      rememberRefusedReplies(detail);
       const int code = static_cast<const amqp_connection_close_t*>(method.decoded)->reply_code;
       connection.confirmConnectionClose();
       throw AmqpError(AmqpError::Scope::kConnection, code,
@@ -271,6 +307,27 @@ bool Consumer::handleFrame(AmqpConnection& connection, const amqp_frame_t& frame
   }
 }
 
+void Consumer::settleReplies() {
+  rt_.replies.settled(index_);
+  published_replies_ = 0;
+}
+
+void Consumer::rememberRefusedReplies(const std::string& close_detail) {
+  // The broker fails a publish it cannot take by closing the channel or the
+  // whole connection, after the ack that followed it was sent: the request
+  // comes back redelivered and its reply would fail the same way, forever.
+  // The replies published since the broker last showed it had accepted them
+  // are refused; their redeliveries are not answered again (decide()).
+  if (published_replies_ > 0) {
+    rt_.logger->warn(
+        "consumer {}: the broker closed after {} reply publish(es) ({}); their requests are not "
+        "answered again when redelivered",
+        index_ + 1, published_replies_, close_detail);
+  }
+  rt_.replies.refused(index_);
+  published_replies_ = 0;
+}
+
 bool Consumer::handleMessage(AmqpConnection& connection, InboundMessage message) {
   if (message.kind == InboundMessage::Kind::kReturn) {
     if (isDirectReplyTo(message.routing_key)) return true;  // delivered all the same
@@ -279,7 +336,8 @@ bool Consumer::handleMessage(AmqpConnection& connection, InboundMessage message)
     rt_.logger->warn(
         "reply to '{}' (correlation_id '{}') was not routed: {} {}; the caller's reply queue is "
         "gone",
-        message.routing_key, message.correlation_id, message.reply_code, message.reply_text);
+        escapeForLog(message.routing_key), escapeForLog(message.correlation_id), message.reply_code,
+        escapeForLog(message.reply_text));
     return true;
   }
 
@@ -287,38 +345,78 @@ bool Consumer::handleMessage(AmqpConnection& connection, InboundMessage message)
   QueueMetrics& metrics = *rt_.metrics;
   metrics.received();
   if (message.redelivered) metrics.redelivered();
-  const InProgress in_progress(metrics);
+  const RequestInFlight in_flight(metrics, outcome_);
   const amqp_channel_t channel = message.channel;
   const std::uint64_t tag = message.delivery_tag;
-  if (rt_.stop.requested()) {
-    // Not started: back to the queue at once, for another consumer (or this
-    // daemon's next start) to answer.
-    connection.reject(channel, tag, /*requeue=*/true);
-    ++rt_.counters.requeued;
-    metrics.finished(Outcome::kRequeued);
-    return true;
+
+  RequestFacts facts;
+  facts.stopping = rt_.stop.requested();
+  facts.has_reply_to = message.has_reply_to;
+  facts.reply_to = message.reply_to;
+  facts.body_too_large = message.body_too_large;
+  facts.redelivered = message.redelivered;
+  if (message.redelivered) {
+    facts.earlier_reply =
+        rt_.replies.check(replyIdentity(message.reply_to, message.correlation_id));
   }
-  if (!message.has_reply_to) {
-    ++rt_.counters.missing_reply_to;
-    rt_.logger->warn("request without reply_to (correlation_id '{}', {} bytes): acked, no reply",
-                     message.correlation_id, message.body_size);
-    connection.ack(channel, tag);
-    metrics.finished(Outcome::kNoReplyTo);
-    return true;
+  facts.dead_letter = rt_.dead_letter;
+
+  const Decision decision = decide(facts);
+  switch (decision) {
+    case Decision::kRequeue:
+      // Not started: back to the queue at once, for another consumer (or
+      // this daemon's next start) to answer, or for this one once the fate
+      // of its earlier reply is known.
+      connection.reject(channel, tag, /*requeue=*/true);
+      ++rt_.counters.requeued;
+      finish(Outcome::kRequeued);
+      return true;
+    case Decision::kAckWithoutReply:
+      ++rt_.counters.missing_reply_to;
+      rt_.logger->warn("request without reply_to (correlation_id '{}', {} bytes): acked, no reply",
+                       escapeForLog(message.correlation_id), message.body_size);
+      connection.ack(channel, tag);
+      finish(Outcome::kNoReplyTo);
+      return true;
+    case Decision::kRefuseAck:
+    case Decision::kRefuseDeadLetter: {
+      const bool dead_letter = decision == Decision::kRefuseDeadLetter;
+      ++rt_.counters.reply_refused;
+      rt_.logger->warn(
+          "request with reply_to '{}' (correlation_id '{}'): {}; {} without a reply",
+          escapeForLog(message.reply_to), escapeForLog(message.correlation_id),
+          facts.earlier_reply == RequestFacts::EarlierReply::kRefused
+              ? "the broker closed the connection or channel when its reply was published"
+              : "the broker cannot deliver a reply there",
+          dead_letter ? "dead-lettered" : "acked");
+      if (dead_letter) {
+        connection.reject(channel, tag, /*requeue=*/false);
+      } else {
+        connection.ack(channel, tag);
+      }
+      finish(Outcome::kReplyRefused);
+      return true;
+    }
+    case Decision::kReplyTooLarge: {
+      ++rt_.counters.too_large;
+      rt_.logger->warn("request of {} bytes exceeds max_body_bytes ({}): error reply",
+                       message.body_size, rt_.queue.max_body_bytes);
+      HandlerReply refusal;
+      refusal.error = HandlerError{WARREN_ERROR_TOO_LARGE,
+                                   "request body of " + std::to_string(message.body_size) +
+                                       " bytes exceeds the limit of " +
+                                       std::to_string(rt_.queue.max_body_bytes) + " bytes"};
+      publishReply(connection, message, refusal);
+      return true;
+    }
+    case Decision::kRunHandler:
+      ++rt_.counters.handled;
+      break;
   }
-  if (message.body_too_large) {
-    ++rt_.counters.too_large;
-    rt_.logger->warn("request of {} bytes exceeds max_body_bytes ({}): error reply",
-                     message.body_size, rt_.queue.max_body_bytes);
-    HandlerReply refusal;
-    refusal.error = HandlerError{WARREN_ERROR_TOO_LARGE,
-                                 "request body of " + std::to_string(message.body_size) +
-                                     " bytes exceeds the limit of " +
-                                     std::to_string(rt_.queue.max_body_bytes) + " bytes"};
-    publishReply(connection, message, refusal);
-    return true;
-  }
-  return answer(connection, message);
+  const bool usable = answer(connection, message);
+  constexpr std::size_t kKeptReplyCapacity = 64 * 1024;
+  releaseLargeBuffers(reply_, kKeptReplyCapacity);
+  return usable;
 }
 
 bool Consumer::answer(AmqpConnection& connection, const InboundMessage& message) {
@@ -343,12 +441,25 @@ bool Consumer::answer(AmqpConnection& connection, const InboundMessage& message)
 }
 
 void Consumer::publishReply(AmqpConnection& connection, const InboundMessage& message,
-                            const HandlerReply& reply) {
+                            const HandlerReply& handler_reply) {
+  // A reply the broker cannot take would fail this publish on every
+  // redelivery: validate it here and answer an error instead.
+  HandlerReply replacement;
+  if (auto refusal = unpublishableReply(handler_reply, rt_.queue.max_reply_bytes)) {
+    rt_.logger->warn("reply to correlation_id '{}' not sent: {}; internal error reply instead",
+                     escapeForLog(message.correlation_id), refusal->message);
+    replacement.error = std::move(refusal);
+  }
+  const HandlerReply& reply = replacement.error ? replacement : handler_reply;
   const ReplyProperties properties(message.correlation_id, reply);
   const std::string error_body = reply.error ? errorReplyBody(*reply.error) : std::string();
   // Reply first, then ack, on the same channel: AMQP keeps their order, so a
   // connection lost in between means the request is redelivered and answered
   // again, never acked unanswered.
+  // Known as published before it is: a redelivery reaching another consumer
+  // meanwhile waits for what the broker makes of it.
+  rt_.replies.published(index_, replyIdentity(message.reply_to, message.correlation_id));
+  ++published_replies_;
   try {
     connection.publish(message.channel, message.reply_to, properties.get(),
                        reply.error ? std::string_view(error_body) : std::string_view(reply.body),
@@ -359,14 +470,18 @@ void Consumer::publishReply(AmqpConnection& connection, const InboundMessage& me
     rt_.metrics->replyPublishFailed();
     throw;
   }
-  rt_.metrics->finished(reply.error ? outcomeOf(reply.error->code) : Outcome::kOk);
+  // Counted at once: a caller holding the reply may already look.
+  ++(reply.error ? rt_.counters.replied_error : rt_.counters.replied);
+  finish(reply.error ? outcomeOf(reply.error->code) : Outcome::kOk);
   if (reply.error) {
-    ++rt_.counters.replied_error;
     rt_.logger->debug("error reply {} to '{}': {}", errorCodeName(reply.error->code),
-                      message.reply_to, reply.error->message);
-  } else {
-    ++rt_.counters.replied;
+                      escapeForLog(message.reply_to), escapeForLog(reply.error->message));
   }
+}
+
+void Consumer::finish(Outcome outcome) {
+  rt_.metrics->finished(outcome);
+  outcome_ = outcome;
 }
 
 }  // namespace warren

@@ -22,6 +22,7 @@
 #include "plugin_instance.h"
 #include "queue_counters.h"
 #include "queue_health.h"
+#include "request_policy.h"
 #include "stop_signal.h"
 
 #include <spdlog/logger.h>
@@ -31,6 +32,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -55,7 +57,8 @@ struct QueueRuntime {
         handler(std::move(handler_instance)),
         logger(std::move(queue_logger)),
         metrics(std::move(queue_metrics)),
-        health(queue.name, queue.consumers, queue.prefetch, logger, metrics) {}
+        health(queue.name, queue.consumers, queue.prefetch, logger, metrics),
+        dead_letter(queue.arguments.count("x-dead-letter-exchange") != 0) {}
 
   const QueueConfig queue;
   const BrokerSettings broker;
@@ -65,6 +68,9 @@ struct QueueRuntime {
   QueueCounters counters;
   QueueHealth health;
   StopSignal stop;
+  // Requests refused a reply must go somewhere other than back to the queue.
+  const bool dead_letter;
+  RefusedReplies replies;
 };
 
 class Consumer : public std::enable_shared_from_this<Consumer> {
@@ -105,6 +111,14 @@ class Consumer : public std::enable_shared_from_this<Consumer> {
   bool answer(AmqpConnection& connection, const InboundMessage& message);
   void publishReply(AmqpConnection& connection, const InboundMessage& message,
                     const HandlerReply& reply);
+  // The broker closed the channel or connection: the replies published
+  // since it last accepted one may be why.
+  void rememberRefusedReplies(const std::string& close_detail);
+  // The broker took the replies published so far, or they were lost with a
+  // connection that failed for another reason.
+  void settleReplies();
+  // The request being handled ended in `outcome`: counted once, at once.
+  void finish(Outcome outcome);
   void finished();
   // The thread comes round again within `wait` (plus a margin).
   void expectTurnWithin(std::chrono::milliseconds wait) noexcept;
@@ -117,6 +131,12 @@ class Consumer : public std::enable_shared_from_this<Consumer> {
   std::string consumer_tag_;
   HandlerReply reply_;                  // reused: its buffers outlive one request
   std::vector<warren_header> headers_;  // reused, same reason
+  // Replies published since the last delivery (RefusedReplies::published).
+  std::size_t published_replies_ = 0;
+  // What the request being handled ended in; none yet: `lost`.
+  std::optional<Outcome> outcome_;
+  // The broker refused this session's queue.declare (406, 403).
+  bool declare_refused_ = false;
 
   std::atomic<std::chrono::steady_clock::rep> turn_deadline_{
       std::chrono::steady_clock::time_point::max().time_since_epoch().count()};

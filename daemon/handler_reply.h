@@ -3,6 +3,7 @@
 
 #include <warren/plugin.h>
 
+#include <cstddef>
 #include <optional>
 #include <string>
 
@@ -18,5 +19,12 @@ struct HandlerReply {
   std::string content_type;
   std::optional<HandlerError> error;  // set: an error reply, body unused
 };
+
+// A consumer reuses one HandlerReply, so that ordinary replies cost no
+// allocation; after a reply larger than `keep_bytes` its buffer is freed,
+// so that one huge reply does not pin that much memory per consumer.
+inline void releaseLargeBuffers(HandlerReply& reply, std::size_t keep_bytes) {
+  if (reply.body.capacity() > keep_bytes) std::string().swap(reply.body);
+}
 
 }  // namespace warren

@@ -40,7 +40,9 @@ MetricsFamilies::MetricsFamilies(const std::string& version)
                         "Requests delivered to warrend, redeliveries included.")),
       finished_(counter(*registry_, "warren_requests_finished_total",
                         "Requests done with, by outcome: ok, an error code, no_reply_to (acked "
-                        "without a reply) or requeued (handed back to the broker unhandled).")),
+                        "without a reply), requeued (handed back to the broker unhandled) or "
+                        "reply_refused (no reply can reach reply_to) or lost (not acked: the "
+                        "connection failed first; the broker redelivers it).")),
       handler_duration_(prometheus::BuildHistogram()
                             .Name("warren_handler_duration_seconds")
                             .Help("Time spent in the handler plugin per request.")

@@ -11,42 +11,34 @@ static_assert(
     }(),
     "kAllOutcomes must list the outcomes in declaration order");
 
+const ErrorCodeInfo& errorCodeInfo(warren_error_code code) noexcept {
+  for (const ErrorCodeInfo& info : kErrorCodes) {
+    if (info.code == code) return info;
+  }
+  return errorCodeInfo(WARREN_ERROR_INTERNAL);
+}
+
 std::string_view outcomeName(Outcome outcome) noexcept {
+  for (const ErrorCodeInfo& info : kErrorCodes) {
+    if (info.outcome == outcome) return info.name;
+  }
   switch (outcome) {
     case Outcome::kOk:
       return "ok";
-    case Outcome::kInvalidArgument:
-      return "invalid_argument";
-    case Outcome::kOutOfRange:
-      return "out_of_range";
-    case Outcome::kTooLarge:
-      return "too_large";
-    case Outcome::kInternal:
-      return "internal";
-    case Outcome::kUnavailable:
-      return "unavailable";
     case Outcome::kNoReplyTo:
       return "no_reply_to";
     case Outcome::kRequeued:
       return "requeued";
+    case Outcome::kReplyRefused:
+      return "reply_refused";
+    case Outcome::kLost:
+      return "lost";
+    default:  // the error outcomes, named by kErrorCodes above
+      break;
   }
   return "internal";
 }
 
-Outcome outcomeOf(warren_error_code code) noexcept {
-  switch (code) {
-    case WARREN_ERROR_INVALID_ARGUMENT:
-      return Outcome::kInvalidArgument;
-    case WARREN_ERROR_OUT_OF_RANGE:
-      return Outcome::kOutOfRange;
-    case WARREN_ERROR_TOO_LARGE:
-      return Outcome::kTooLarge;
-    case WARREN_ERROR_UNAVAILABLE:
-      return Outcome::kUnavailable;
-    case WARREN_ERROR_INTERNAL:
-      break;
-  }
-  return Outcome::kInternal;
-}
+Outcome outcomeOf(warren_error_code code) noexcept { return errorCodeInfo(code).outcome; }
 
 }  // namespace warren

@@ -16,14 +16,43 @@ enum class Outcome {
   kTooLarge,
   kInternal,
   kUnavailable,
-  kNoReplyTo,  // no reply_to: acked without a reply
-  kRequeued,   // handed back to the broker unhandled (drain at shutdown or queue removal)
+  kNoReplyTo,     // no reply_to: acked without a reply
+  kRequeued,      // handed back to the broker unhandled (drain at shutdown or queue removal)
+  kReplyRefused,  // no reply can reach reply_to: acked (or dead-lettered) without one
+  kLost,  // not acked: reply publish failed, connection lost or closed at the drain deadline
 };
 
-inline constexpr std::array<Outcome, 8> kAllOutcomes = {
-    Outcome::kOk,       Outcome::kInvalidArgument, Outcome::kOutOfRange, Outcome::kTooLarge,
-    Outcome::kInternal, Outcome::kUnavailable,     Outcome::kNoReplyTo,  Outcome::kRequeued,
+inline constexpr std::array<Outcome, 10> kAllOutcomes = {
+    Outcome::kOk,        Outcome::kInvalidArgument, Outcome::kOutOfRange,
+    Outcome::kTooLarge,  Outcome::kInternal,        Outcome::kUnavailable,
+    Outcome::kNoReplyTo, Outcome::kRequeued,        Outcome::kReplyRefused,
+    Outcome::kLost,
 };
+
+// warren_error_code, in one table: its wire name (docs/protocol.md), the
+// outcome of a reply with it, and what it means.
+struct ErrorCodeInfo {
+  warren_error_code code;
+  std::string_view name;
+  Outcome outcome;
+  std::string_view meaning;
+};
+
+inline constexpr std::array<ErrorCodeInfo, 5> kErrorCodes = {{
+    {WARREN_ERROR_INVALID_ARGUMENT, "invalid_argument", Outcome::kInvalidArgument,
+     "the request is malformed"},
+    {WARREN_ERROR_OUT_OF_RANGE, "out_of_range", Outcome::kOutOfRange,
+     "well-formed, but a value is out of range"},
+    {WARREN_ERROR_TOO_LARGE, "too_large", Outcome::kTooLarge, "the request body exceeds the limit"},
+    {WARREN_ERROR_INTERNAL, "internal", Outcome::kInternal,
+     "the handler failed, or its reply could not be sent"},
+    {WARREN_ERROR_UNAVAILABLE, "unavailable", Outcome::kUnavailable,
+     "a dependency of the handler is down"},
+}};
+
+// The row of `code`; a code this host does not know is "internal", as it is
+// on the wire.
+const ErrorCodeInfo& errorCodeInfo(warren_error_code code) noexcept;
 
 // The label value. Error outcomes carry the wire names of the error codes
 // (docs/protocol.md): "invalid_argument", "too_large", ...

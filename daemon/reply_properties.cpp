@@ -1,5 +1,7 @@
 #include "reply_properties.h"
 
+#include "metrics_outcome.h"
+
 #include <string>
 
 namespace warren {
@@ -14,25 +16,7 @@ constexpr std::string_view kTextPlain = "text/plain";
 
 }  // namespace
 
-bool isDirectReplyTo(std::string_view reply_to) noexcept {
-  return reply_to.rfind("amq.rabbitmq.reply-to", 0) == 0;
-}
-
-std::string_view errorCodeName(warren_error_code code) noexcept {
-  switch (code) {
-    case WARREN_ERROR_INVALID_ARGUMENT:
-      return "invalid_argument";
-    case WARREN_ERROR_OUT_OF_RANGE:
-      return "out_of_range";
-    case WARREN_ERROR_TOO_LARGE:
-      return "too_large";
-    case WARREN_ERROR_UNAVAILABLE:
-      return "unavailable";
-    case WARREN_ERROR_INTERNAL:
-      break;
-  }
-  return "internal";
-}
+std::string_view errorCodeName(warren_error_code code) noexcept { return errorCodeInfo(code).name; }
 
 std::string errorReplyBody(const HandlerError& error) {
   std::string body = "error: ";

@@ -9,6 +9,7 @@
 #pragma once
 
 #include "handler_reply.h"
+#include "wire.h"
 
 #include <amqp.h>
 
@@ -18,12 +19,8 @@
 
 namespace warren {
 
-inline constexpr std::string_view kErrorCodeHeader = "x-warren-error-code";
-inline constexpr std::string_view kErrorMessageHeader = "x-warren-error-message";
-
-// RabbitMQ's direct reply-to pseudo queue: a reply there must not be
-// mandatory (the broker returns it although it delivered it).
-bool isDirectReplyTo(std::string_view reply_to) noexcept;
+inline constexpr std::string_view kErrorCodeHeader = wire::kErrorCodeHeader;
+inline constexpr std::string_view kErrorMessageHeader = wire::kErrorMessageHeader;
 
 // The wire name of an error code; unknown values map to "internal".
 std::string_view errorCodeName(warren_error_code code) noexcept;

@@ -62,7 +62,8 @@ TEST_P(BadConfigTest, ReportsRuleWithLocation) {
 }
 
 const char* const kQueueKeys =
-    "name, handler, consumers, prefetch, max_body_bytes, durable, auto_delete, arguments, options";
+    "name, handler, consumers, prefetch, max_body_bytes, max_reply_bytes, durable, auto_delete, "
+    "arguments, options";
 const char* const kDurationForm =
     "expected a duration with a unit: ms, s, m or h (e.g. 250ms, 10s, 1.5s, 2m, 1h)";
 const char* const kListenForm =
@@ -325,6 +326,7 @@ TEST(ConfigTest, MinimalFileGetsDefaults) {
   EXPECT_EQ(queue.consumers, 5);
   EXPECT_EQ(queue.prefetch, 1);
   EXPECT_EQ(queue.max_body_bytes, 1048576U);
+  EXPECT_EQ(queue.max_reply_bytes, 16777216U);
   EXPECT_FALSE(queue.durable);
   EXPECT_FALSE(queue.auto_delete);
   EXPECT_TRUE(queue.arguments.empty());
@@ -461,11 +463,24 @@ TEST(ConfigTest, BoundsAreInclusive) {
   const Config config = parseConfig(
       "plugins: {dir: /p}\n"
       "queues: [{name: q, handler: h, consumers: 1000, prefetch: 65535,"
-      " max_body_bytes: 134217728}]\n",
+      " max_body_bytes: 134217728, max_reply_bytes: 134217728}]\n",
       "inline.yaml");
   EXPECT_EQ(config.queues[0].consumers, 1000);
   EXPECT_EQ(config.queues[0].prefetch, 65535);
   EXPECT_EQ(config.queues[0].max_body_bytes, 134217728U);
+  EXPECT_EQ(config.queues[0].max_reply_bytes, 134217728U);
+}
+
+TEST(ConfigTest, MaxReplyBytesIsBounded) {
+  try {
+    parseConfig("plugins: {dir: /p}\nqueues: [{name: q, handler: h, max_reply_bytes: 0}]\n",
+                "inline.yaml");
+    FAIL() << "max_reply_bytes: 0 was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("queues[0].max_reply_bytes: must be between 1 and"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(ConfigTest, QueueNameOf255BytesIsAccepted) {
@@ -581,6 +596,7 @@ TEST(QueueConfigEqualityTest, EveryServingSettingMatters) {
       {"consumers", [](QueueConfig& q) { q.consumers += 1; }},
       {"prefetch", [](QueueConfig& q) { q.prefetch += 1; }},
       {"max_body_bytes", [](QueueConfig& q) { q.max_body_bytes += 1; }},
+      {"max_reply_bytes", [](QueueConfig& q) { q.max_reply_bytes += 1; }},
       {"durable", [](QueueConfig& q) { q.durable = !q.durable; }},
       {"auto_delete", [](QueueConfig& q) { q.auto_delete = !q.auto_delete; }},
       {"argument value", [](QueueConfig& q) { q.arguments["x-message-ttl"] = std::int64_t{2}; }},

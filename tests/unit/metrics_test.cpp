@@ -236,9 +236,9 @@ Exposition scrape(std::uint16_t port) {
 }
 
 // The series of the brief's families, for assertions.
-const std::vector<std::string> kOutcomeNames = {"ok",          "invalid_argument", "out_of_range",
-                                                "too_large",   "internal",         "unavailable",
-                                                "no_reply_to", "requeued"};
+const std::vector<std::string> kOutcomeNames = {
+    "ok",          "invalid_argument", "out_of_range", "too_large",     "internal",
+    "unavailable", "no_reply_to",      "requeued",     "reply_refused", "lost"};
 const std::vector<std::string> kBucketBounds = {
     "5e-05", "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
     "0.1",   "0.25",   "0.5",     "1",      "2.5",   "5",      "10",    "30",   "60",    "+Inf"};
