@@ -6,6 +6,7 @@
 #include <ostream>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "config.h"
@@ -114,6 +115,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadFile{"bad_duration_unit.yaml",
                 std::string("bad_duration_unit.yaml:5:18: shutdown.drain_timeout: ") +
                     kDurationForm + ", got '5sec'"},
+        BadFile{"drain_timeout_too_long.yaml",
+                "drain_timeout_too_long.yaml:5:18: shutdown.drain_timeout: must be at most 1h, "
+                "got 9999999h"},
         BadFile{"heartbeat_too_long.yaml",
                 "heartbeat_too_long.yaml:3:14: broker.heartbeat: must be below 60s (the broker's "
                 "own heartbeat timeout), got 1m"},
@@ -655,7 +659,39 @@ TEST(DurationTest, RejectsSubMillisecondPrecision) {
 TEST(DurationTest, RejectsOverflow) {
   EXPECT_EQ(parseDuration("99999999999999999999ms"), std::nullopt);
   EXPECT_EQ(parseDuration("9223372036854775807h"), std::nullopt);
-  EXPECT_EQ(parseDuration("9223372036854775807ms"), milliseconds{9223372036854775807});
+  // Fits in milliseconds, but now() + it would overflow steady_clock's nanoseconds.
+  EXPECT_EQ(parseDuration("9223372036854775807ms"), std::nullopt);
+  EXPECT_EQ(parseDurationText("9223372036854775807h"),
+            (std::variant<milliseconds, DurationError>(DurationError::kTooLarge)));
+  EXPECT_EQ(parseDurationText("10x"),
+            (std::variant<milliseconds, DurationError>(DurationError::kMalformed)));
+}
+
+// A drain timeout of 9999999h used to overflow the deadline arithmetic and
+// abandon every handler at once; each duration key now has its bound.
+TEST(ConfigTest, DurationsAreCappedWithTheBoundInTheMessage) {
+  const auto error_of = [](const std::string& section) {
+    return parseErrorOf(section + "\nplugins: {dir: /p}\nqueues: [{name: q, handler: h}]\n");
+  };
+  EXPECT_EQ(error_of("shutdown: {drain_timeout: 9999999h}"),
+            "inline.yaml:1:27: shutdown.drain_timeout: must be at most 1h, got 9999999h");
+  EXPECT_EQ(error_of("shutdown: {drain_timeout: 9223372036854775807h}"),
+            "inline.yaml:1:27: shutdown.drain_timeout: must be at most 1h, got "
+            "9223372036854775807h");
+  EXPECT_EQ(error_of("broker: {connect_timeout: 301s}"),
+            "inline.yaml:1:27: broker.connect_timeout: must be at most 5m, got 301s");
+  EXPECT_EQ(error_of("broker: {reconnect: {max_delay: 61m}}"),
+            "inline.yaml:1:33: broker.reconnect.max_delay: must be at most 1h, got 61m");
+  EXPECT_EQ(error_of("broker: {reconnect: {initial_delay: 2h}}"),
+            "inline.yaml:1:37: broker.reconnect.initial_delay: must be at most 1h, got 2h");
+  EXPECT_EQ(error_of("broker: {heartbeat: 99999999999999h}"),
+            "inline.yaml:1:21: broker.heartbeat: must be below 60s (the broker's own heartbeat "
+            "timeout), got 99999999999999h");
+  EXPECT_EQ(parseConfig("shutdown: {drain_timeout: 60m}\nplugins: {dir: /p}\n"
+                        "queues: [{name: q, handler: h}]\n",
+                        "inline.yaml")
+                .shutdown.drain_timeout,
+            milliseconds{3600000});
 }
 
 }  // namespace
