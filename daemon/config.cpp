@@ -12,6 +12,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string_view>
 #include <system_error>
 #include <utility>
@@ -332,7 +333,10 @@ class Parser {
   BrokerConfig readBroker(const Field& broker) const {
     const Fields fields = entries(broker, {"url", "heartbeat", "connect_timeout", "reconnect"});
     BrokerConfig config;
-    if (const Field* url = find(fields, "url")) config.url = readUrl(*url);
+    if (const Field* url = find(fields, "url")) {
+      config.url = readUrl(*url);
+      config.address = address_;
+    }
     if (const Field* heartbeat = find(fields, "heartbeat")) {
       config.heartbeat = readHeartbeat(*heartbeat);
     }
@@ -350,6 +354,11 @@ class Parser {
     std::string url = readString(field);
     // The URL is not echoed: it may hold a password.
     if (!url.starts_with("amqp://")) failValue(field, "must start with amqp://");
+    try {
+      address_ = parseBrokerUrl(url);
+    } catch (const std::invalid_argument& e) {
+      failValue(field, e.what());
+    }
     return url;
   }
 
@@ -588,8 +597,9 @@ class Parser {
     return values;
   }
 
-  fs::path file_;      // as given, for messages
-  fs::path base_dir_;  // absolute directory of file_, for relative paths
+  mutable BrokerAddress address_;  // what readUrl() parsed
+  fs::path file_;                  // as given, for messages
+  fs::path base_dir_;              // absolute directory of file_, for relative paths
 };
 
 struct FileCloser {

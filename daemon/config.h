@@ -16,6 +16,7 @@
 #include <variant>
 #include <vector>
 
+#include "broker_url.h"
 #include "queue_argument.h"
 
 namespace warren {
@@ -44,6 +45,9 @@ struct ReconnectConfig {
 
 struct BrokerConfig {
   std::string url = "amqp://guest:guest@localhost:5672/%2f";
+  // `url` parsed: the loader validates it, so --check-config refuses what a
+  // start would refuse.
+  BrokerAddress address{"localhost", 5672, "/", "guest", "guest"};
   std::chrono::milliseconds heartbeat{10000};  // 0 disables heartbeats
   std::chrono::milliseconds connect_timeout{5000};
   ReconnectConfig reconnect;

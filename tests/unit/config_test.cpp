@@ -446,6 +446,29 @@ TEST(ConfigTest, QuotedBooleanIsAString) {
             "inline.yaml:2:41: queues[0].durable: expected true or false, got the string \"true\"");
 }
 
+// The URL used to be parsed only when the Supervisor started, so
+// --check-config passed URLs that a start then refused.
+TEST(ConfigTest, BrokerUrlIsParsedByTheLoader) {
+  const auto error_of = [](const std::string& url) {
+    return parseErrorOf("broker: {url: '" + url +
+                        "'}\nplugins: {dir: /p}\nqueues: [{name: q, handler: h}]\n");
+  };
+  const std::string expected =
+      "' is not a valid AMQP URL; expected amqp://user:password@host:port/vhost";
+  EXPECT_EQ(
+      error_of("amqp://guest:guest@localhost:5672/%2f?heartbeat=5"),
+      "inline.yaml:1:15: broker.url: 'amqp://guest:***@localhost:5672/%2f?heartbeat=5" + expected);
+  EXPECT_EQ(error_of("amqp://guest:guest@h1:5672,h2:5672/%2f"),
+            "inline.yaml:1:15: broker.url: 'amqp://guest:***@h1:5672,h2:5672/%2f" + expected);
+  const Config config = parseConfig(
+      "broker: {url: 'amqp://u:p@rabbit:5673/jobs'}\nplugins: {dir: /p}\n"
+      "queues: [{name: q, handler: h}]\n",
+      "inline.yaml");
+  EXPECT_EQ(config.broker.address.host, "rabbit");
+  EXPECT_EQ(config.broker.address.port, 5673);
+  EXPECT_EQ(config.broker.address.vhost, "jobs");
+}
+
 TEST(ConfigTest, HeartbeatBelowSixtySecondsIsAccepted) {
   const Config config =
       parseConfig("broker: {heartbeat: 59s}\nplugins: {dir: /p}\nqueues: [{name: q, handler: h}]\n",
