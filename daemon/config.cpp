@@ -12,10 +12,13 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string_view>
 #include <system_error>
 #include <utility>
+#include <variant>
 
+#include "config_schema.h"
 #include "duration.h"
 
 namespace warren {
@@ -301,15 +304,26 @@ class Parser {
     return *value;
   }
 
-  milliseconds readDuration(const Field& field) const {
-    std::optional<milliseconds> value;
-    if (field.value.IsScalar()) value = parseDuration(field.value.Scalar());
-    if (!value) failType(field, kDurationForm);
+  // Capped at the schema's max: a huge value would overflow the deadline
+  // arithmetic (now() + duration) of whoever waits that long.
+  milliseconds readDuration(const Field& field, const KeySpec& spec, bool check_max = true) const {
+    std::variant<milliseconds, DurationError> parsed = DurationError::kMalformed;
+    if (field.value.IsScalar()) parsed = parseDurationText(field.value.Scalar());
+    const milliseconds* value = std::get_if<milliseconds>(&parsed);
+    if (value == nullptr && std::get<DurationError>(parsed) == DurationError::kMalformed) {
+      failType(field, kDurationForm);
+    }
+    if (value == nullptr || (check_max && value->count() > spec.max)) {
+      const std::string bound = spec.max_message.empty()
+                                    ? "must be at most " + formatDuration(milliseconds{spec.max})
+                                    : std::string(spec.max_message);
+      failValue(field, bound + ", got " + field.value.Scalar());
+    }
     return *value;
   }
 
-  milliseconds readPositiveDuration(const Field& field) const {
-    const milliseconds value = readDuration(field);
+  milliseconds readPositiveDuration(const Field& field, const KeySpec& spec) const {
+    const milliseconds value = readDuration(field, spec);
     if (value.count() == 0) failValue(field, "must be greater than 0");
     return value;
   }
@@ -319,12 +333,16 @@ class Parser {
   BrokerConfig readBroker(const Field& broker) const {
     const Fields fields = entries(broker, {"url", "heartbeat", "connect_timeout", "reconnect"});
     BrokerConfig config;
-    if (const Field* url = find(fields, "url")) config.url = readUrl(*url);
+    if (const Field* url = find(fields, "url")) {
+      config.url = readUrl(*url);
+      config.address = address_;
+    }
     if (const Field* heartbeat = find(fields, "heartbeat")) {
       config.heartbeat = readHeartbeat(*heartbeat);
     }
     if (const Field* timeout = find(fields, "connect_timeout")) {
-      config.connect_timeout = readPositiveDuration(*timeout);
+      config.connect_timeout =
+          readPositiveDuration(*timeout, schemaSection("broker").key("connect_timeout"));
     }
     if (const Field* reconnect = find(fields, "reconnect")) {
       config.reconnect = readReconnect(*reconnect);
@@ -336,11 +354,17 @@ class Parser {
     std::string url = readString(field);
     // The URL is not echoed: it may hold a password.
     if (!url.starts_with("amqp://")) failValue(field, "must start with amqp://");
+    try {
+      address_ = parseBrokerUrl(url);
+    } catch (const std::invalid_argument& e) {
+      failValue(field, e.what());
+    }
     return url;
   }
 
   milliseconds readHeartbeat(const Field& field) const {
-    const milliseconds value = readDuration(field);
+    const milliseconds value =
+        readDuration(field, schemaSection("broker").key("heartbeat"), /*check_max=*/false);
     if (value >= kMaxHeartbeat) {
       failValue(field, "must be below 60s (the broker's own heartbeat timeout), got " +
                            field.value.Scalar());
@@ -358,8 +382,11 @@ class Parser {
     ReconnectConfig config;
     const Field* initial = find(fields, "initial_delay");
     const Field* max = find(fields, "max_delay");
-    if (initial != nullptr) config.initial_delay = readPositiveDuration(*initial);
-    if (max != nullptr) config.max_delay = readDuration(*max);
+    const SectionSpec& section = schemaSection("broker.reconnect");
+    if (initial != nullptr) {
+      config.initial_delay = readPositiveDuration(*initial, section.key("initial_delay"));
+    }
+    if (max != nullptr) config.max_delay = readDuration(*max, section.key("max_delay"));
     if (config.max_delay < config.initial_delay) {
       if (max != nullptr) {
         failValue(*max, "must not be below broker.reconnect.initial_delay (" +
@@ -447,7 +474,7 @@ class Parser {
     const Fields fields = entries(shutdown, {"drain_timeout"});
     ShutdownConfig config;
     if (const Field* drain = find(fields, "drain_timeout")) {
-      config.drain_timeout = readDuration(*drain);
+      config.drain_timeout = readDuration(*drain, schemaSection("shutdown").key("drain_timeout"));
     }
     return config;
   }
@@ -573,8 +600,9 @@ class Parser {
     return values;
   }
 
-  fs::path file_;      // as given, for messages
-  fs::path base_dir_;  // absolute directory of file_, for relative paths
+  mutable BrokerAddress address_;  // what readUrl() parsed
+  fs::path file_;                  // as given, for messages
+  fs::path base_dir_;              // absolute directory of file_, for relative paths
 };
 
 struct FileCloser {

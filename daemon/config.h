@@ -16,6 +16,7 @@
 #include <variant>
 #include <vector>
 
+#include "broker_url.h"
 #include "queue_argument.h"
 #include "wire.h"
 
@@ -45,6 +46,9 @@ struct ReconnectConfig {
 
 struct BrokerConfig {
   std::string url = std::string(wire::kDefaultBrokerUrl);
+  // `url` parsed: the loader validates it, so --check-config refuses what a
+  // start would refuse.
+  BrokerAddress address{"localhost", 5672, "/", "guest", "guest"};
   std::chrono::milliseconds heartbeat{10000};  // 0 disables heartbeats
   std::chrono::milliseconds connect_timeout{5000};
   ReconnectConfig reconnect;

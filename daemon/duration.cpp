@@ -3,7 +3,9 @@
 #include <charconv>
 #include <cstdint>
 #include <limits>
+#include <string>
 #include <system_error>
+#include <utility>
 
 namespace warren {
 namespace {
@@ -35,38 +37,55 @@ std::optional<std::int64_t> toInteger(std::string_view digits) {
 
 }  // namespace
 
-std::optional<std::chrono::milliseconds> parseDuration(std::string_view text) {
+std::variant<std::chrono::milliseconds, DurationError> parseDurationText(std::string_view text) {
+  constexpr DurationError kMalformed = DurationError::kMalformed;
   const std::string_view whole = leadingDigits(text);
-  if (whole.empty()) return std::nullopt;
+  if (whole.empty()) return kMalformed;
   text.remove_prefix(whole.size());
 
   std::string_view fraction;
   if (!text.empty() && text.front() == '.') {
     text.remove_prefix(1);
     fraction = leadingDigits(text);
-    if (fraction.empty()) return std::nullopt;
+    if (fraction.empty()) return kMalformed;
     text.remove_prefix(fraction.size());
     while (!fraction.empty() && fraction.back() == '0') fraction.remove_suffix(1);
   }
 
   const std::int64_t per_unit = unitMilliseconds(text);
-  const std::optional<std::int64_t> whole_value = toInteger(whole);
   // More than 9 significant fraction digits is finer than a millisecond for every unit.
-  if (per_unit == 0 || !whole_value || fraction.size() > 9) return std::nullopt;
+  if (per_unit == 0 || fraction.size() > 9) return kMalformed;
+  const std::optional<std::int64_t> whole_value = toInteger(whole);
+  if (!whole_value) return DurationError::kTooLarge;  // only digits: too many of them
 
   std::int64_t fraction_ms = 0;
   if (!fraction.empty()) {
     std::int64_t scale = 1;
     for (std::size_t i = 0; i < fraction.size(); ++i) scale *= 10;
     const std::int64_t scaled = *toInteger(fraction) * per_unit;
-    if (scaled % scale != 0) return std::nullopt;  // finer than a millisecond
+    if (scaled % scale != 0) return kMalformed;  // finer than a millisecond
     fraction_ms = scaled / scale;
   }
 
-  if (*whole_value > (std::numeric_limits<std::int64_t>::max() - fraction_ms) / per_unit) {
-    return std::nullopt;
-  }
+  // Checked before multiplying: the product itself could overflow.
+  const std::int64_t limit = kMaxDurationText.count();
+  if (*whole_value > (limit - fraction_ms) / per_unit) return DurationError::kTooLarge;
   return std::chrono::milliseconds{*whole_value * per_unit + fraction_ms};
+}
+
+std::optional<std::chrono::milliseconds> parseDuration(std::string_view text) {
+  const auto parsed = parseDurationText(text);
+  if (const auto* value = std::get_if<std::chrono::milliseconds>(&parsed)) return *value;
+  return std::nullopt;
+}
+
+std::string formatDuration(std::chrono::milliseconds value) {
+  const std::int64_t ms = value.count();
+  for (const auto& [unit, per_unit] :
+       {std::pair<const char*, std::int64_t>{"h", 3600000}, {"m", 60000}, {"s", 1000}}) {
+    if (ms != 0 && ms % per_unit == 0) return std::to_string(ms / per_unit) + unit;
+  }
+  return ms == 0 ? "0s" : std::to_string(ms) + "ms";
 }
 
 }  // namespace warren

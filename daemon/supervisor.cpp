@@ -15,11 +15,7 @@ namespace {
 
 BrokerSettings brokerSettings(const Config& config) {
   BrokerSettings broker;
-  try {
-    broker.address = parseBrokerUrl(config.broker.url);
-  } catch (const std::invalid_argument& e) {
-    throw ConfigError(formatConfigError(config.file, SourceMark{}, "broker.url", e.what()));
-  }
+  broker.address = config.broker.address;  // validated by the loader
   broker.connection.heartbeat = config.broker.heartbeat;
   broker.connection.connect_timeout = config.broker.connect_timeout;
   broker.reconnect = config.broker.reconnect;

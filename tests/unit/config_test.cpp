@@ -6,6 +6,7 @@
 #include <ostream>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "config.h"
@@ -115,6 +116,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadFile{"bad_duration_unit.yaml",
                 std::string("bad_duration_unit.yaml:5:18: shutdown.drain_timeout: ") +
                     kDurationForm + ", got '5sec'"},
+        BadFile{"drain_timeout_too_long.yaml",
+                "drain_timeout_too_long.yaml:5:18: shutdown.drain_timeout: must be at most 1h, "
+                "got 9999999h"},
         BadFile{"heartbeat_too_long.yaml",
                 "heartbeat_too_long.yaml:3:14: broker.heartbeat: must be below 60s (the broker's "
                 "own heartbeat timeout), got 1m"},
@@ -444,6 +448,29 @@ TEST(ConfigTest, QuotedBooleanIsAString) {
             "inline.yaml:2:41: queues[0].durable: expected true or false, got the string \"true\"");
 }
 
+// The URL used to be parsed only when the Supervisor started, so
+// --check-config passed URLs that a start then refused.
+TEST(ConfigTest, BrokerUrlIsParsedByTheLoader) {
+  const auto error_of = [](const std::string& url) {
+    return parseErrorOf("broker: {url: '" + url +
+                        "'}\nplugins: {dir: /p}\nqueues: [{name: q, handler: h}]\n");
+  };
+  const std::string expected =
+      "' is not a valid AMQP URL; expected amqp://user:password@host:port/vhost";
+  EXPECT_EQ(
+      error_of("amqp://guest:guest@localhost:5672/%2f?heartbeat=5"),
+      "inline.yaml:1:15: broker.url: 'amqp://guest:***@localhost:5672/%2f?heartbeat=5" + expected);
+  EXPECT_EQ(error_of("amqp://guest:guest@h1:5672,h2:5672/%2f"),
+            "inline.yaml:1:15: broker.url: 'amqp://guest:***@h1:5672,h2:5672/%2f" + expected);
+  const Config config = parseConfig(
+      "broker: {url: 'amqp://u:p@rabbit:5673/jobs'}\nplugins: {dir: /p}\n"
+      "queues: [{name: q, handler: h}]\n",
+      "inline.yaml");
+  EXPECT_EQ(config.broker.address.host, "rabbit");
+  EXPECT_EQ(config.broker.address.port, 5673);
+  EXPECT_EQ(config.broker.address.vhost, "jobs");
+}
+
 TEST(ConfigTest, HeartbeatBelowSixtySecondsIsAccepted) {
   const Config config =
       parseConfig("broker: {heartbeat: 59s}\nplugins: {dir: /p}\nqueues: [{name: q, handler: h}]\n",
@@ -671,7 +698,39 @@ TEST(DurationTest, RejectsSubMillisecondPrecision) {
 TEST(DurationTest, RejectsOverflow) {
   EXPECT_EQ(parseDuration("99999999999999999999ms"), std::nullopt);
   EXPECT_EQ(parseDuration("9223372036854775807h"), std::nullopt);
-  EXPECT_EQ(parseDuration("9223372036854775807ms"), milliseconds{9223372036854775807});
+  // Fits in milliseconds, but now() + it would overflow steady_clock's nanoseconds.
+  EXPECT_EQ(parseDuration("9223372036854775807ms"), std::nullopt);
+  EXPECT_EQ(parseDurationText("9223372036854775807h"),
+            (std::variant<milliseconds, DurationError>(DurationError::kTooLarge)));
+  EXPECT_EQ(parseDurationText("10x"),
+            (std::variant<milliseconds, DurationError>(DurationError::kMalformed)));
+}
+
+// A drain timeout of 9999999h used to overflow the deadline arithmetic and
+// abandon every handler at once; each duration key now has its bound.
+TEST(ConfigTest, DurationsAreCappedWithTheBoundInTheMessage) {
+  const auto error_of = [](const std::string& section) {
+    return parseErrorOf(section + "\nplugins: {dir: /p}\nqueues: [{name: q, handler: h}]\n");
+  };
+  EXPECT_EQ(error_of("shutdown: {drain_timeout: 9999999h}"),
+            "inline.yaml:1:27: shutdown.drain_timeout: must be at most 1h, got 9999999h");
+  EXPECT_EQ(error_of("shutdown: {drain_timeout: 9223372036854775807h}"),
+            "inline.yaml:1:27: shutdown.drain_timeout: must be at most 1h, got "
+            "9223372036854775807h");
+  EXPECT_EQ(error_of("broker: {connect_timeout: 301s}"),
+            "inline.yaml:1:27: broker.connect_timeout: must be at most 5m, got 301s");
+  EXPECT_EQ(error_of("broker: {reconnect: {max_delay: 61m}}"),
+            "inline.yaml:1:33: broker.reconnect.max_delay: must be at most 1h, got 61m");
+  EXPECT_EQ(error_of("broker: {reconnect: {initial_delay: 2h}}"),
+            "inline.yaml:1:37: broker.reconnect.initial_delay: must be at most 1h, got 2h");
+  EXPECT_EQ(error_of("broker: {heartbeat: 99999999999999h}"),
+            "inline.yaml:1:21: broker.heartbeat: must be below 60s (the broker's own heartbeat "
+            "timeout), got 99999999999999h");
+  EXPECT_EQ(parseConfig("shutdown: {drain_timeout: 60m}\nplugins: {dir: /p}\n"
+                        "queues: [{name: q, handler: h}]\n",
+                        "inline.yaml")
+                .shutdown.drain_timeout,
+            milliseconds{3600000});
 }
 
 }  // namespace

@@ -1,0 +1,72 @@
+// The configuration file's keys, declared once: for each section a table of
+// keys with type, default, bounds and a one-line description.
+//
+// The loader (config.cpp) takes from it which keys a map allows (and the
+// "allowed:" list of an unknown-key error), which are required, the type each
+// value must have and the bounds of integers, sizes and durations; the key
+// tables of docs/configuration.md are rendered from it (renderKeyTable), and
+// a unit test keeps the two equal. The idea is fluent-bit's flb_config_map.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace warren {
+
+enum class KeyType {
+  kString,
+  kInteger,
+  kSize,  // an integer count of bytes
+  kBool,
+  kDuration,  // bounds in milliseconds
+  kMap,
+  kSequence,
+};
+
+struct KeySpec {
+  std::string_view name;
+  KeyType type;
+  bool required = false;
+  std::string_view default_text;  // as the docs show it; empty when required or none
+  // Inclusive bounds of an integer or size (the value) or a duration (in
+  // milliseconds); unused for other types.
+  std::int64_t min = 0;
+  std::int64_t max = 0;
+  std::string_view description;
+  // The accepted values of a string, when it is one of a few words.
+  std::span<const std::string_view> choices = {};
+  // Replaces "must be at most MAX" when the bound has a reason worth saying.
+  std::string_view max_message = {};
+};
+
+struct SectionSpec {
+  std::string_view path;        // "" (the top level), "broker", "broker.reconnect", "queues[]"
+  std::string_view doc_prefix;  // what the docs put before each key: "broker." or ""
+  std::span<const KeySpec> keys;
+
+  // The key named `name`; std::logic_error when the schema has none (a bug).
+  const KeySpec& key(std::string_view name) const;
+  bool has(std::string_view name) const;
+  // "url, heartbeat, connect_timeout, reconnect": the keys in schema order.
+  std::string allowed() const;
+};
+
+// Every section, in the order the docs show them.
+std::span<const SectionSpec> configSchema();
+
+// The section at `path`; std::logic_error when there is none (a bug).
+const SectionSpec& schemaSection(std::string_view path);
+
+// "1 to 65535", "0s to 1h", "": the bounds as the docs and messages show them.
+std::string boundsText(const KeySpec& key);
+
+// The Markdown table of a section's keys, as docs/configuration.md holds it
+// between "<!-- keys: PATH -->" and "<!-- end keys -->".
+std::string renderKeyTable(const SectionSpec& section);
+
+// Every section's table with its markers, one after the other.
+std::string renderKeyTables();
+
+}  // namespace warren
