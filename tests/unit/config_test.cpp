@@ -456,7 +456,9 @@ TEST(ConfigTest, BrokerUrlIsParsedByTheLoader) {
                         "'}\nplugins: {dir: /p}\nqueues: [{name: q, handler: h}]\n");
   };
   const std::string expected =
-      "' is not a valid AMQP URL; expected amqp://user:password@host:port/vhost";
+      "' is not a valid AMQP URL; expected amqp://user:password@host:port/vhost, with any of "
+      "@ : / ? # % [ ] in the user, password or vhost percent-encoded (%40 %3A %2F %3F %23 %25 "
+      "%5B %5D)";
   EXPECT_EQ(
       error_of("amqp://guest:guest@localhost:5672/%2f?heartbeat=5"),
       "inline.yaml:1:15: broker.url: 'amqp://guest:***@localhost:5672/%2f?heartbeat=5" + expected);
