@@ -167,7 +167,7 @@ void Consumer::run() {
     // connection: their redeliveries are answered again.
     settleReplies();
     if (rt_.stop.requested()) break;
-    if (was_consuming) ++rt_.counters.sessions_lost;
+    if (was_consuming) rt_.metrics->sessionLost();
     const auto delay = backoff.next();
     rt_.health.failed(index_, failure, backoff.attempts(), delay, was_consuming, misconfigured);
     expectTurnWithin(delay);
@@ -291,7 +291,7 @@ bool Consumer::handleFrame(AmqpConnection& connection, const amqp_frame_t& frame
     }
     case AMQP_CONNECTION_BLOCKED_METHOD: {
       const auto* blocked = static_cast<const amqp_connection_blocked_t*>(method.decoded);
-      ++rt_.counters.blocked;
+      rt_.metrics->brokerBlocked();
       rt_.logger->warn(
           "consumer {}: the broker blocks publishing on this connection: {}", index_ + 1,
           std::string_view(static_cast<const char*>(blocked->reason.bytes), blocked->reason.len));
@@ -331,7 +331,6 @@ void Consumer::rememberRefusedReplies(const std::string& close_detail) {
 bool Consumer::handleMessage(AmqpConnection& connection, InboundMessage message) {
   if (message.kind == InboundMessage::Kind::kReturn) {
     if (isDirectReplyTo(message.routing_key)) return true;  // delivered all the same
-    ++rt_.counters.returned;
     rt_.metrics->replyReturned();
     rt_.logger->warn(
         "reply to '{}' (correlation_id '{}') was not routed: {} {}; the caller's reply queue is "
@@ -341,7 +340,6 @@ bool Consumer::handleMessage(AmqpConnection& connection, InboundMessage message)
     return true;
   }
 
-  ++rt_.counters.received;
   QueueMetrics& metrics = *rt_.metrics;
   metrics.received();
   if (message.redelivered) metrics.redelivered();
@@ -368,20 +366,25 @@ bool Consumer::handleMessage(AmqpConnection& connection, InboundMessage message)
       // this daemon's next start) to answer, or for this one once the fate
       // of its earlier reply is known.
       connection.reject(channel, tag, /*requeue=*/true);
-      ++rt_.counters.requeued;
       finish(Outcome::kRequeued);
       return true;
     case Decision::kAckWithoutReply:
-      ++rt_.counters.missing_reply_to;
-      rt_.logger->warn("request without reply_to (correlation_id '{}', {} bytes): acked, no reply",
-                       escapeForLog(message.correlation_id), message.body_size);
       connection.ack(channel, tag);
       finish(Outcome::kNoReplyTo);
+      // Logged once done with, so that a reader of the log finds it counted.
+      rt_.logger->warn("request without reply_to (correlation_id '{}', {} bytes): acked, no reply",
+                       escapeForLog(message.correlation_id), message.body_size);
       return true;
     case Decision::kRefuseAck:
     case Decision::kRefuseDeadLetter: {
       const bool dead_letter = decision == Decision::kRefuseDeadLetter;
-      ++rt_.counters.reply_refused;
+      if (dead_letter) {
+        connection.reject(channel, tag, /*requeue=*/false);
+      } else {
+        connection.ack(channel, tag);
+      }
+      finish(Outcome::kReplyRefused);
+      // Logged once done with, so that a reader of the log finds it counted.
       rt_.logger->warn(
           "request with reply_to '{}' (correlation_id '{}'): {}; {} without a reply",
           escapeForLog(message.reply_to), escapeForLog(message.correlation_id),
@@ -389,16 +392,9 @@ bool Consumer::handleMessage(AmqpConnection& connection, InboundMessage message)
               ? "the broker closed the connection or channel when its reply was published"
               : "the broker cannot deliver a reply there",
           dead_letter ? "dead-lettered" : "acked");
-      if (dead_letter) {
-        connection.reject(channel, tag, /*requeue=*/false);
-      } else {
-        connection.ack(channel, tag);
-      }
-      finish(Outcome::kReplyRefused);
       return true;
     }
     case Decision::kReplyTooLarge: {
-      ++rt_.counters.too_large;
       rt_.logger->warn("request of {} bytes exceeds max_body_bytes ({}): error reply",
                        message.body_size, rt_.queue.max_body_bytes);
       HandlerReply refusal;
@@ -410,7 +406,6 @@ bool Consumer::handleMessage(AmqpConnection& connection, InboundMessage message)
       return true;
     }
     case Decision::kRunHandler:
-      ++rt_.counters.handled;
       break;
   }
   const bool usable = answer(connection, message);
@@ -466,12 +461,10 @@ void Consumer::publishReply(AmqpConnection& connection, const InboundMessage& me
                        /*mandatory=*/!isDirectReplyTo(message.reply_to));
     connection.ack(message.channel, message.delivery_tag);
   } catch (const AmqpError&) {
-    ++rt_.counters.reply_failures;
     rt_.metrics->replyPublishFailed();
     throw;
   }
   // Counted at once: a caller holding the reply may already look.
-  ++(reply.error ? rt_.counters.replied_error : rt_.counters.replied);
   finish(reply.error ? outcomeOf(reply.error->code) : Outcome::kOk);
   if (reply.error) {
     rt_.logger->debug("error reply {} to '{}': {}", errorCodeName(reply.error->code),

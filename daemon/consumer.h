@@ -20,7 +20,6 @@
 #include "metrics_queue.h"
 #include "parked_connection.h"
 #include "plugin_instance.h"
-#include "queue_counters.h"
 #include "queue_health.h"
 #include "request_policy.h"
 #include "stop_signal.h"
@@ -65,7 +64,6 @@ struct QueueRuntime {
   const std::shared_ptr<const PluginInstance> handler;
   const std::shared_ptr<spdlog::logger> logger;
   const std::shared_ptr<QueueMetrics> metrics;
-  QueueCounters counters;
   QueueHealth health;
   StopSignal stop;
   // Requests refused a reply must go somewhere other than back to the queue.

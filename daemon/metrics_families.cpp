@@ -67,6 +67,14 @@ MetricsFamilies::MetricsFamilies(const std::string& version)
       connection_failures_(counter(*registry_, "warren_broker_connection_failures_total",
                                    "Broker connections of the queue that failed to open or were "
                                    "lost.")),
+      sessions_lost_(counter(*registry_, "warren_consumer_sessions_lost_total",
+                             "Consuming sessions of the queue that ended without warrend asking "
+                             "(connection, channel or consumer lost: broker restart, queue "
+                             "deleted); each is followed by a reconnect.")),
+      broker_blocked_(counter(*registry_, "warren_broker_blocked_total",
+                              "connection.blocked notifications on the queue's consumer "
+                              "connections: the broker stopped taking publishes (a resource "
+                              "alarm), so replies wait.")),
       reloads_(counter(*registry_, "warren_config_reloads_total",
                        "Configuration reloads, by result: success or failure.")),
       last_reload_success_(gauge(*registry_, "warren_config_last_reload_success_timestamp_seconds",
@@ -111,6 +119,8 @@ QueueSeries MetricsFamilies::acquire(const std::string& queue, const std::string
   series.consumers_configured = queue_entry.consumers_configured;
   series.connection_attempts = queue_entry.connection_attempts;
   series.connection_failures = queue_entry.connection_failures;
+  series.sessions_lost = queue_entry.sessions_lost;
+  series.broker_blocked = queue_entry.broker_blocked;
   return series;
 }
 
@@ -136,6 +146,8 @@ MetricsFamilies::QueueEntry& MetricsFamilies::acquireQueue(const std::string& qu
     entry.consumers_configured = &consumers_configured_.Add(labels);
     entry.connection_attempts = &connection_attempts_.Add(labels);
     entry.connection_failures = &connection_failures_.Add(labels);
+    entry.sessions_lost = &sessions_lost_.Add(labels);
+    entry.broker_blocked = &broker_blocked_.Add(labels);
   }
   return entry;
 }
@@ -148,6 +160,8 @@ void MetricsFamilies::releaseQueue(const std::string& queue) {
   consumers_configured_.Remove(entry.consumers_configured);
   connection_attempts_.Remove(entry.connection_attempts);
   connection_failures_.Remove(entry.connection_failures);
+  sessions_lost_.Remove(entry.sessions_lost);
+  broker_blocked_.Remove(entry.broker_blocked);
   queues_.erase(found);
 }
 

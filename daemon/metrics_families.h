@@ -42,6 +42,8 @@ struct QueueSeries {
   prometheus::Gauge* consumers_configured = nullptr;
   prometheus::Counter* connection_attempts = nullptr;
   prometheus::Counter* connection_failures = nullptr;
+  prometheus::Counter* sessions_lost = nullptr;
+  prometheus::Counter* broker_blocked = nullptr;
 };
 
 class MetricsFamilies {
@@ -76,6 +78,8 @@ class MetricsFamilies {
     prometheus::Gauge* consumers_configured = nullptr;
     prometheus::Counter* connection_attempts = nullptr;
     prometheus::Counter* connection_failures = nullptr;
+    prometheus::Counter* sessions_lost = nullptr;
+    prometheus::Counter* broker_blocked = nullptr;
   };
   struct HandlerEntry {
     int users = 0;
@@ -99,6 +103,8 @@ class MetricsFamilies {
   prometheus::Family<prometheus::Gauge>& consumers_configured_;
   prometheus::Family<prometheus::Counter>& connection_attempts_;
   prometheus::Family<prometheus::Counter>& connection_failures_;
+  prometheus::Family<prometheus::Counter>& sessions_lost_;
+  prometheus::Family<prometheus::Counter>& broker_blocked_;
   prometheus::Family<prometheus::Counter>& reloads_;
   prometheus::Family<prometheus::Gauge>& last_reload_success_;
   prometheus::Family<prometheus::Gauge>& last_reload_successful_;

@@ -13,4 +13,34 @@ QueueMetrics::QueueMetrics(std::shared_ptr<MetricsFamilies> families, std::strin
 
 QueueMetrics::~QueueMetrics() { families_->release(queue_, handler_); }
 
+namespace {
+
+// Counters hold doubles; every series here only ever counts whole events.
+std::uint64_t read(const prometheus::Counter* counter) {
+  return static_cast<std::uint64_t>(counter->Value());
+}
+
+}  // namespace
+
+QueueCounts QueueMetrics::counts() const {
+  const auto finished = [this](Outcome outcome) {
+    return read(series_.finished[outcomeIndex(outcome)]);
+  };
+  QueueCounts counts;
+  counts.received = read(series_.received);
+  counts.handled = series_.handler_duration->Collect().histogram.sample_count;
+  counts.replied = finished(Outcome::kOk);
+  for (const ErrorCodeInfo& info : kErrorCodes) counts.replied_error += finished(info.outcome);
+  counts.missing_reply_to = finished(Outcome::kNoReplyTo);
+  counts.too_large = finished(Outcome::kTooLarge);
+  counts.requeued = finished(Outcome::kRequeued);
+  counts.reply_refused = finished(Outcome::kReplyRefused);
+  counts.lost = finished(Outcome::kLost);
+  counts.returned = read(series_.replies_returned);
+  counts.reply_failures = read(series_.reply_publish_failures);
+  counts.sessions_lost = read(series_.sessions_lost);
+  counts.blocked = read(series_.broker_blocked);
+  return counts;
+}
+
 }  // namespace warren

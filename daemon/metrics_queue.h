@@ -8,6 +8,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -15,6 +16,23 @@
 #include "metrics_outcome.h"
 
 namespace warren {
+
+// A reading of one queue's series (QueueMetrics::counts()).
+struct QueueCounts {
+  std::uint64_t received = 0;          // deliveries, redeliveries included
+  std::uint64_t handled = 0;           // handler runs
+  std::uint64_t replied = 0;           // finished ok
+  std::uint64_t replied_error = 0;     // finished with an error reply
+  std::uint64_t missing_reply_to = 0;  // finished no_reply_to
+  std::uint64_t too_large = 0;         // finished too_large
+  std::uint64_t requeued = 0;          // finished requeued
+  std::uint64_t reply_refused = 0;     // finished reply_refused
+  std::uint64_t lost = 0;              // finished lost
+  std::uint64_t returned = 0;          // replies returned (basic.return)
+  std::uint64_t reply_failures = 0;    // reply publishes that failed
+  std::uint64_t sessions_lost = 0;     // consuming sessions lost
+  std::uint64_t blocked = 0;           // connection.blocked notifications
+};
 
 class QueueMetrics {
  public:
@@ -57,6 +75,14 @@ class QueueMetrics {
   void connectionAttempt() noexcept { series_.connection_attempts->Increment(); }
   // An attempt failed, or an open connection was lost.
   void connectionFailure() noexcept { series_.connection_failures->Increment(); }
+  // A consumer that was consuming lost its session without being asked to.
+  void sessionLost() noexcept { series_.sessions_lost->Increment(); }
+  // The broker sent connection.blocked to a consumer's connection.
+  void brokerBlocked() noexcept { series_.broker_blocked->Increment(); }
+
+  // What the series say now: the one count of every event above, for
+  // callers in the process (tests, diagnostics) that do not scrape.
+  QueueCounts counts() const;
 
  private:
   std::shared_ptr<MetricsFamilies> families_;  // keeps the series' families alive

@@ -8,7 +8,6 @@
 #include "heartbeat_keeper.h"
 #include "metrics_queue.h"
 #include "plugin_instance.h"
-#include "queue_counters.h"
 
 #include <spdlog/logger.h>
 
@@ -53,7 +52,8 @@ class QueueService {
   // True after join() when handlers were still running at the drain deadline.
   bool abandonedHandlers() const noexcept { return abandoned_.load(); }
 
-  const QueueCounters& counters() const noexcept { return runtime_->counters; }
+  // What its metrics series have counted (the same numbers /metrics shows).
+  QueueCounts counts() const { return runtime_->metrics->counts(); }
   const QueueConfig& config() const noexcept { return runtime_->queue; }
 
  private:

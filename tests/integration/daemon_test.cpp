@@ -60,7 +60,7 @@ TEST(Daemon, AnswersAThousandRandomCallsAcrossFiveConsumers) {
   EXPECT_EQ(broker().queueState("sum_1000"), "0 0 5");
   daemon.stop();
   // Counted after the ack: read once the consumers are gone.
-  EXPECT_EQ(daemon.counters("sum_1000").replied.load(), 1000u);
+  EXPECT_EQ(daemon.counters("sum_1000").replied, 1000u);
   expectQueueSettled("sum_1000");
 }
 
@@ -93,7 +93,7 @@ TEST(Daemon, AnswersMalformedBodiesWithErrorsWhileServingValidOnes) {
   EXPECT_EQ(replies["huge"].errorCode(), "out_of_range");
   EXPECT_EQ(replies["overflow"].errorCode(), "out_of_range");
   daemon.stop();
-  EXPECT_EQ(daemon.counters("sum_bad").replied_error.load(), 7u);
+  EXPECT_EQ(daemon.counters("sum_bad").replied_error, 7u);
   expectQueueSettled("sum_bad");
 }
 
@@ -125,7 +125,7 @@ TEST(Daemon, AcksAndCountsARequestWithoutReplyTo) {
   TestClient client(broker().port());
   client.send("sum_noreply", "1,1", "lost", /*with_reply_to=*/false);
   EXPECT_EQ(client.call("sum_noreply", "2,2").body, "4");
-  EXPECT_EQ(daemon.counters("sum_noreply").missing_reply_to.load(), 1u);
+  EXPECT_EQ(daemon.counters("sum_noreply").missing_reply_to, 1u);
   EXPECT_TRUE(daemon.log().waitFor("request without reply_to (correlation_id 'lost'",
                                    std::chrono::seconds(1)));
   daemon.stop();
@@ -141,7 +141,7 @@ TEST(Daemon, RefusesABodyOverTheLimitWithoutHandlingIt) {
   EXPECT_EQ(refused.errorCode(), "too_large");
   EXPECT_EQ(refused.errorMessage(), "request body of 307200 bytes exceeds the limit of 1024 bytes");
   EXPECT_EQ(client.call("sum_large", "20,22").body, "42");
-  EXPECT_EQ(daemon.counters("sum_large").too_large.load(), 1u);
+  EXPECT_EQ(daemon.counters("sum_large").too_large, 1u);
   daemon.stop();
   expectQueueSettled("sum_large");
 }
@@ -165,10 +165,10 @@ TEST(Daemon, ASlowHandlerOutlastingThreeHeartbeatsIsAnsweredExactlyOnce) {
   ASSERT_TRUE(reply);
   EXPECT_EQ(reply->body, "held");
   EXPECT_EQ(reply->correlation_id, "slow-1");
-  const QueueCounters& counters = daemon.counters("slow_heartbeat");
-  EXPECT_EQ(counters.received.load(), 1u) << "the request was redelivered";
-  EXPECT_EQ(counters.sessions_lost.load(), 0u) << "the connection was dropped";
-  EXPECT_EQ(counters.replied.load(), 1u);
+  const QueueCounts counters = daemon.counters("slow_heartbeat");
+  EXPECT_EQ(counters.received, 1u) << "the request was redelivered";
+  EXPECT_EQ(counters.sessions_lost, 0u) << "the connection was dropped";
+  EXPECT_EQ(counters.replied, 1u);
   daemon.stop();
   expectQueueSettled("slow_heartbeat");
   EXPECT_EQ(broker().log().find("missed heartbeats"), std::string::npos);
@@ -184,7 +184,7 @@ TEST(Daemon, ResumesConsumingWhenItsQueueIsDeletedAndDeclaredAgain) {
   EXPECT_EQ(client.call("sum_deleted", "3,4").body, "7");
   EXPECT_TRUE(daemon.supervisor().waitConsuming(std::chrono::steady_clock::now() +
                                                 std::chrono::seconds(10)));
-  EXPECT_GE(daemon.counters("sum_deleted").sessions_lost.load(), 1u);
+  EXPECT_GE(daemon.counters("sum_deleted").sessions_lost, 1u);
   daemon.stop();
   expectQueueSettled("sum_deleted");
 }

@@ -55,7 +55,7 @@ void restartMidTraffic(const std::string& queue, Outage outage, const std::strin
   broker().start();
   ASSERT_TRUE(daemon.log().waitFor("consuming again after", std::chrono::seconds(30)));
   // Each of the 5 consumers has its own connection, and lost it once.
-  EXPECT_EQ(daemon.counters(queue).sessions_lost.load(), 5u);
+  EXPECT_EQ(daemon.counters(queue).sessions_lost, 5u);
   expectAllAnswered(queue, 300);
   daemon.stop();
   const std::string state = broker().queueState(queue);
@@ -90,13 +90,13 @@ TEST(Faults, ReportsABlockedConnectionAndRepliesOnceUnblocked) {
   broker().ctl("set_vm_memory_high_watermark 0");
   gate.open();
   ASSERT_TRUE(daemon.log().waitFor("the broker blocks publishing", std::chrono::seconds(30)));
-  EXPECT_EQ(daemon.counters("slow_blocked").blocked.load(), 1u);
+  EXPECT_EQ(daemon.counters("slow_blocked").blocked, 1u);
   broker().ctl("set_vm_memory_high_watermark 0.4");
   auto reply = client.receive(std::chrono::seconds(30));
   ASSERT_TRUE(reply);
   EXPECT_EQ(reply->body, "held");
   EXPECT_TRUE(daemon.log().waitFor("unblocked publishing", std::chrono::seconds(10)));
-  EXPECT_EQ(daemon.counters("slow_blocked").sessions_lost.load(), 0u);
+  EXPECT_EQ(daemon.counters("slow_blocked").sessions_lost, 0u);
   daemon.stop();
   const std::string state = broker().queueState("slow_blocked");
   EXPECT_EQ(state.substr(0, 3), "0 0") << state;

@@ -107,13 +107,13 @@ TEST(ReplyPath, RequestsWithARefusedReplyToDoNotTakeTheQueueOffline) {
           << kind << i << " was never refused";
     }
   }
-  const QueueCounters& counters = daemon.counters(queue);
-  EXPECT_EQ(counters.reply_refused.load(), 2u * kRounds);
+  const QueueCounts counters = daemon.counters(queue);
+  EXPECT_EQ(counters.reply_refused, 2u * kRounds);
   // An undecodable address is refused before the handler runs; a broken pid
   // costs one handler run and one reply publish (and the connection the
   // broker closes for it), then its redelivery is acked unanswered.
-  EXPECT_EQ(counters.handled.load(), 2u * kRounds);
-  EXPECT_EQ(counters.sessions_lost.load(), static_cast<std::uint64_t>(kRounds));
+  EXPECT_EQ(counters.handled, 2u * kRounds);
+  EXPECT_EQ(counters.sessions_lost, static_cast<std::uint64_t>(kRounds));
   ASSERT_TRUE(daemon.supervisor().queue(queue).waitConsuming(std::chrono::steady_clock::now() +
                                                              std::chrono::seconds(30)));
   EXPECT_EQ(broker().queueState(queue), settledWith(kConsumers));
@@ -166,9 +166,9 @@ TEST(ReplyPath, AReplyTheBrokerCannotTakeBecomesAnInternalError) {
   // At the limits, replies go out as they are.
   EXPECT_EQ(client.call(queue, "content_type:255").content_type, std::string(255, 't'));
   EXPECT_EQ(client.call(queue, "body:1024").body, std::string(1024, 'b'));
-  const QueueCounters& counters = daemon.counters(queue);
-  EXPECT_EQ(counters.handled.load(), 4u);
-  EXPECT_EQ(counters.sessions_lost.load(), 0u);
+  const QueueCounts counters = daemon.counters(queue);
+  EXPECT_EQ(counters.handled, 4u);
+  EXPECT_EQ(counters.sessions_lost, 0u);
   daemon.stop();
   EXPECT_EQ(broker().queueState(queue), "0 0 0");
 }
@@ -192,10 +192,10 @@ TEST(ReplyPath, AReplyTheBrokerClosesTheChannelOnIsNotRetried) {
   ASSERT_TRUE(
       daemon.log().waitFor("(correlation_id 'over-broker-limit')", std::chrono::seconds(30)));
   EXPECT_EQ(client.call(queue, "after").body, "after");
-  const QueueCounters& counters = daemon.counters(queue);
-  EXPECT_EQ(counters.reply_refused.load(), 1u);
-  EXPECT_EQ(counters.handled.load(), 2u);
-  EXPECT_EQ(counters.sessions_lost.load(), 1u);
+  const QueueCounts counters = daemon.counters(queue);
+  EXPECT_EQ(counters.reply_refused, 1u);
+  EXPECT_EQ(counters.handled, 2u);
+  EXPECT_EQ(counters.sessions_lost, 1u);
   EXPECT_EQ(daemon.log().text().find("the queue exists with other settings"), std::string::npos)
       << daemon.log().text();
   daemon.stop();

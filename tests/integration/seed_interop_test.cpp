@@ -57,7 +57,7 @@ TEST(SeedInterop, TheSeedClientGetsItsTenSumsFromWarrend) {
   std::printf("seed client: 10 calls answered in %lld ms (python start-up included)\n",
               static_cast<long long>(elapsed.count()));
   daemon.stop();  // counted after the ack: read once the consumers are gone
-  EXPECT_EQ(daemon.counters("sum").replied.load(), 10u);
+  EXPECT_EQ(daemon.counters("sum").replied, 10u);
 }
 
 // The other direction: warren's client against the seed's server.py,

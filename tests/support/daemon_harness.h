@@ -52,9 +52,8 @@ class RunningDaemon {
   RunningDaemon& operator=(const RunningDaemon&) = delete;
 
   Supervisor& supervisor() { return *supervisor_; }
-  const QueueCounters& counters(const std::string& queue) {
-    return supervisor_->queue(queue).counters();
-  }
+  // The queue's metrics series, read now (QueueMetrics::counts()).
+  QueueCounts counters(const std::string& queue) { return supervisor_->queue(queue).counts(); }
   const CapturingSink& log() const { return *sink_; }
   // Stops and waits; returns Supervisor::wait()'s answer.
   bool stop();

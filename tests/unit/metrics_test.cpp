@@ -295,6 +295,8 @@ TEST_F(MetricsTest, EverySeriesExistsAtZeroOnceTheQueueIsAdded) {
   EXPECT_EQ(scraped.value("warren_consumers_configured", queue), 5);
   EXPECT_EQ(scraped.value("warren_broker_connection_attempts_total", queue), 0);
   EXPECT_EQ(scraped.value("warren_broker_connection_failures_total", queue), 0);
+  EXPECT_EQ(scraped.value("warren_consumer_sessions_lost_total", queue), 0);
+  EXPECT_EQ(scraped.value("warren_broker_blocked_total", queue), 0);
 
   EXPECT_EQ(scraped.value("warren_config_reloads_total", {{"result", "success"}}), 0);
   EXPECT_EQ(scraped.value("warren_config_reloads_total", {{"result", "failure"}}), 0);
@@ -320,6 +322,8 @@ TEST_F(MetricsTest, FamiliesFollowPrometheusNaming) {
       {"warren_consumers_configured", "gauge"},
       {"warren_broker_connection_attempts_total", "counter"},
       {"warren_broker_connection_failures_total", "counter"},
+      {"warren_consumer_sessions_lost_total", "counter"},
+      {"warren_broker_blocked_total", "counter"},
       {"warren_config_reloads_total", "counter"},
       {"warren_config_last_reload_success_timestamp_seconds", "gauge"},
       {"warren_config_last_reload_successful", "gauge"},
@@ -361,6 +365,10 @@ TEST_F(MetricsTest, SeriesMoveWithTheCalls) {
   sum->connectionAttempt();
   sum->connectionAttempt();
   sum->connectionFailure();
+  sum->sessionLost();
+  sum->brokerBlocked();
+  sum->brokerBlocked();
+  sum->brokerBlocked();
   metrics_.recordReload(false);
 
   Exposition scraped = scrapeNow();
@@ -391,6 +399,8 @@ TEST_F(MetricsTest, SeriesMoveWithTheCalls) {
   EXPECT_EQ(scraped.value("warren_consumers_configured", queue), 7);
   EXPECT_EQ(scraped.value("warren_broker_connection_attempts_total", queue), 2);
   EXPECT_EQ(scraped.value("warren_broker_connection_failures_total", queue), 1);
+  EXPECT_EQ(scraped.value("warren_consumer_sessions_lost_total", queue), 1);
+  EXPECT_EQ(scraped.value("warren_broker_blocked_total", queue), 3);
   EXPECT_EQ(scraped.value("warren_config_reloads_total", {{"result", "failure"}}), 1);
   EXPECT_EQ(scraped.value("warren_config_reloads_total", {{"result", "success"}}), 0);
   EXPECT_EQ(scraped.value("warren_config_last_reload_successful"), 0);
@@ -399,6 +409,53 @@ TEST_F(MetricsTest, SeriesMoveWithTheCalls) {
   scraped = scrapeNow();
   EXPECT_EQ(scraped.value("warren_config_reloads_total", {{"result", "success"}}), 1);
   EXPECT_EQ(scraped.value("warren_config_last_reload_successful"), 1);
+}
+
+// counts() is how in-process callers read what /metrics shows: one counting
+// path, not a second set of counters beside the series.
+TEST_F(MetricsTest, CountsReadTheSameSeriesTheScrapeShows) {
+  const auto sum = metrics_.addQueue("sum", "sum", 5);
+  for (int i = 0; i < 9; ++i) sum->received();
+  sum->finished(Outcome::kOk);
+  sum->finished(Outcome::kOk);
+  sum->finished(outcomeOf(WARREN_ERROR_OUT_OF_RANGE));
+  sum->finished(outcomeOf(WARREN_ERROR_INVALID_ARGUMENT));
+  sum->finished(Outcome::kTooLarge);
+  sum->finished(Outcome::kNoReplyTo);
+  sum->finished(Outcome::kRequeued);
+  sum->finished(Outcome::kReplyRefused);
+  sum->finished(Outcome::kLost);
+  sum->observeHandler(std::chrono::microseconds(3));
+  sum->observeHandler(std::chrono::microseconds(4));
+  sum->replyReturned();
+  sum->replyPublishFailed();
+  sum->replyPublishFailed();
+  sum->sessionLost();
+  sum->brokerBlocked();
+
+  const QueueCounts counts = sum->counts();
+  EXPECT_EQ(counts.received, 9u);
+  EXPECT_EQ(counts.handled, 2u);
+  EXPECT_EQ(counts.replied, 2u);
+  EXPECT_EQ(counts.replied_error, 3u) << "out_of_range, invalid_argument and too_large";
+  EXPECT_EQ(counts.too_large, 1u);
+  EXPECT_EQ(counts.missing_reply_to, 1u);
+  EXPECT_EQ(counts.requeued, 1u);
+  EXPECT_EQ(counts.reply_refused, 1u);
+  EXPECT_EQ(counts.lost, 1u);
+  EXPECT_EQ(counts.returned, 1u);
+  EXPECT_EQ(counts.reply_failures, 2u);
+  EXPECT_EQ(counts.sessions_lost, 1u);
+  EXPECT_EQ(counts.blocked, 1u);
+
+  const Exposition scraped = scrapeNow();
+  const Labels labels = sumLabels();
+  EXPECT_EQ(scraped.value("warren_requests_received_total", labels),
+            static_cast<double>(counts.received));
+  EXPECT_EQ(scraped.value("warren_handler_duration_seconds_count", labels),
+            static_cast<double>(counts.handled));
+  EXPECT_EQ(scraped.value("warren_requests_finished_total", with(labels, "outcome", "lost")),
+            static_cast<double>(counts.lost));
 }
 
 TEST_F(MetricsTest, ScrapeMatchesExposition) {
