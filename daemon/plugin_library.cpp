@@ -36,7 +36,14 @@ struct DlCloser {
 };
 using DlHandle = std::unique_ptr<void, DlCloser>;
 
-std::string quoted(const std::filesystem::path& path) { return "'" + path.string() + "'"; }
+// Built by appending: `"'" + path.string() + "'"` trips GCC 12's -Wrestrict
+// false positive at -O3 (GCC bug 105329).
+std::string quoted(const std::filesystem::path& path) {
+  std::string text = "'";
+  text += path.string();
+  text += '\'';
+  return text;
+}
 
 std::string lastDlError() {
   const char* text = ::dlerror();
