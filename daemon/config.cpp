@@ -339,14 +339,12 @@ class Parser {
 
   void readDocument(const YAML::Node& document, Config& config) {
     const Field root{"", "", YAML::Node(), document};
-    const SectionSpec& top = schemaSection("");
-    const Fields fields = entries(root, top);
+    const Fields fields = entries(root, schemaSection(""));
     if (const Field* broker = find(fields, "broker")) {
       attempt([&] { config.broker = readBroker(*broker); });
     }
-    bool plugins_read = false;
     if (const Field* plugins = find(fields, "plugins")) {
-      plugins_read = attempt([&] { config.plugin_dir = readPlugins(*plugins); });
+      attempt([&] { config.plugin_dir = readPlugins(*plugins); });
     }
     if (const Field* logging = find(fields, "logging")) {
       attempt([&] { config.logging = readLogging(*logging); });
@@ -360,7 +358,6 @@ class Parser {
     if (const Field* queues = find(fields, "queues")) {
       attempt([&] { config.queues = readQueues(*queues, config.plugin_dir); });
     }
-    static_cast<void>(plugins_read);
   }
 
   // The entries of a map value whose keys must be in `section`: keys must be
