@@ -83,7 +83,7 @@ constexpr std::array<KeySpec, 1> kPluginsKeys = {{
 
 constexpr std::array<KeySpec, 1> kLoggingKeys = {{
     {"level", KeyType::kString, false, [] { return LoggingConfig{}.level; }, 0, 0,
-     "One of `trace`, `debug`, `info`, `warn`, `error`, `critical`, `off`.", kLogLevels},
+     "How much warrend logs: one of the words in Bounds (spdlog's level names).", kLogLevels},
 }};
 
 constexpr std::array<KeySpec, 2> kMetricsKeys = {{
@@ -210,6 +210,13 @@ std::string boundsText(const KeySpec& key) {
       return (key.min == 0 ? std::string("0s to ") : std::string("above 0, up to ")) +
              formatDuration(milliseconds{key.max});
     case KeyType::kString:
+      if (!key.choices.empty()) {
+        std::string words;
+        for (const std::string_view word : key.choices) {
+          words += (words.empty() ? "`" : ", `") + std::string(word) + "`";
+        }
+        return words;
+      }
       if (key.max > 0) return std::to_string(key.min) + " to " + std::to_string(key.max) + " bytes";
       return key.min > 0 ? "not empty" : "";
     default:
