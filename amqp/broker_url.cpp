@@ -69,11 +69,30 @@ std::string redactMalformed(const std::string& url, std::size_t authority) {
   return is_port ? url : hide(url, colon + 1, std::string::npos);
 }
 
+// The host (and port) of the authority: after its last '@', before the path.
+std::string_view hostPart(std::string_view url) {
+  const auto scheme = url.find("://");
+  const std::size_t authority = scheme == std::string_view::npos ? 0 : scheme + 3;
+  const auto path = url.find_first_of(kPathStarts, authority);
+  std::string_view text = url.substr(
+      authority, path == std::string_view::npos ? std::string_view::npos : path - authority);
+  if (const auto at = text.rfind('@'); at != std::string_view::npos) text.remove_prefix(at + 1);
+  return text;
+}
+
 }  // namespace
 
 BrokerAddress parseBrokerUrl(const std::string& url) {
   if (url.rfind("amqps://", 0) == 0) {
     throw std::invalid_argument("amqps:// (TLS) is not supported yet; use amqp://");
+  }
+  // rabbitmq-c takes amqp://h1:5672,h2:5672/ as the host h1 alone, and
+  // amqp://h1,h2/ as one host named "h1,h2": a list of brokers would be
+  // silently cut to one, or fail later at name resolution.
+  if (hostPart(url).find(',') != std::string_view::npos) {
+    throw std::invalid_argument("'" + redactBrokerUrl(url) +
+                                "' has a ',' in its host: one URL names one broker, "
+                                "amqp://user:password@host:port/vhost");
   }
   std::vector<char> buffer;
   amqp_connection_info info;

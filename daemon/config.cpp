@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -8,13 +9,14 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
-#include <initializer_list>
 #include <limits>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <variant>
 
@@ -41,11 +43,6 @@ using std::chrono::milliseconds;
 
 constexpr std::string_view kDurationForm =
     "a duration with a unit: ms, s, m or h (e.g. 250ms, 10s, 1.5s, 2m, 1h)";
-constexpr milliseconds kMaxHeartbeat{60000};
-constexpr std::size_t kMaxQueueNameBytes = 255;
-constexpr std::int64_t kMaxBodyBytes = std::int64_t{128} * 1024 * 1024;
-constexpr std::array<std::string_view, 7> kLogLevels = {"trace", "debug",    "info", "warn",
-                                                        "error", "critical", "off"};
 constexpr std::string_view kListenForm =
     "HOST:PORT with an IP address, e.g. 127.0.0.1:9464, 0.0.0.0:9464 or [::1]:9464";
 
@@ -125,15 +122,6 @@ bool isIpv6Literal(const std::string& host) {
   return inet_pton(AF_INET6, host.c_str(), &address) == 1;
 }
 
-std::string join(std::initializer_list<std::string_view> words) {
-  std::string text;
-  for (const std::string_view word : words) {
-    if (!text.empty()) text += ", ";
-    text += word;
-  }
-  return text;
-}
-
 SourceMark toSourceMark(const YAML::Mark& mark) {
   if (mark.is_null()) return {};
   return {mark.line + 1, mark.column + 1};
@@ -170,132 +158,290 @@ const Field* find(const Fields& fields, std::string_view name) {
   return nullptr;
 }
 
+// Thrown by Parser::fail() once the error is recorded: abandons the value
+// being read, and the loader goes on with the next one.
+struct Abandoned {};
+
+// Where a YAML document after the first begins, without YAML::LoadAll(): in
+// yaml-cpp 0.7 it loops forever, allocating, on a ',' outside [ ] or { }
+// ("- 2\n,": jbeder/yaml-cpp#1040). Only the first event of a second
+// document is wanted, so the parser is asked for two documents at most.
+class SecondDocumentProbe : public YAML::EventHandler {
+ public:
+  bool found() const { return documents_ > 1; }
+  // The first node of the second document, or where it starts.
+  const YAML::Mark& mark() const { return mark_; }
+  bool nodeIsNull() const { return null_; }
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (++documents_ == 2) mark_ = mark;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t /*anchor*/) override {
+    node(mark, /*is_null=*/true);
+  }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t /*anchor*/) override { node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string& /*tag*/, YAML::anchor_t /*anchor*/,
+                const std::string& /*value*/) override {
+    node(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string& /*tag*/,
+                       YAML::anchor_t /*anchor*/, YAML::EmitterStyle::value /*style*/) override {
+    node(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string& /*tag*/, YAML::anchor_t /*anchor*/,
+                  YAML::EmitterStyle::value /*style*/) override {
+    node(mark);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void node(const YAML::Mark& mark, bool is_null = false) {
+    if (documents_ != 2 || seen_node_) return;
+    seen_node_ = true;
+    mark_ = mark;
+    null_ = is_null;
+  }
+
+  int documents_ = 0;
+  bool seen_node_ = false;
+  bool null_ = false;
+  YAML::Mark mark_ = YAML::Mark::null_mark();
+};
+
+// A plain word about what yaml-cpp's message often means: a tab where YAML
+// wants spaces, or a line indented where no key: value may start.
+std::string syntaxHint(const std::string& yaml, const YAML::Exception& error) {
+  int line = 1;
+  bool in_indent = true;
+  for (const char c : yaml) {
+    if (c == '\n') {
+      ++line;
+      in_indent = true;
+    } else if (c == '\t' && in_indent) {
+      return " (the file contains a tab at line " + std::to_string(line) +
+             ": YAML indents with spaces)";
+    } else if (c != ' ') {
+      in_indent = false;
+    }
+  }
+  // "end of map not found" also ends a line such as `listen: [::1]:9464`:
+  // only a key that starts its line is taken for an indentation mistake.
+  const auto line_start =
+      yaml.rfind('\n', static_cast<std::size_t>(std::max(error.mark.pos, 1)) - 1);
+  const std::size_t first = line_start == std::string::npos ? 0 : line_start + 1;
+  const bool starts_line =
+      yaml.find_first_not_of(' ', first) == static_cast<std::size_t>(error.mark.pos);
+  if (error.msg == YAML::ErrorMsg::MAP_VALUE ||
+      (starts_line &&
+       (error.msg == YAML::ErrorMsg::END_OF_MAP || error.msg == YAML::ErrorMsg::END_OF_SEQ))) {
+    return " (check the indentation of line " + std::to_string(error.mark.line + 1) +
+           ": the keys of one map start in the same column; a value holding ': ' is quoted)";
+  }
+  return "";
+}
+
 class Parser {
  public:
   explicit Parser(fs::path file)
       : file_(std::move(file)), base_dir_(fs::absolute(file_).parent_path()) {}
 
-  Config parse(const std::string& yaml) const {
-    const Field root{"", "", YAML::Node(), loadDocument(yaml)};
-    const Fields fields =
-        entries(root, {"broker", "plugins", "logging", "metrics", "shutdown", "queues"});
+  Config parse(const std::string& yaml) {
     Config config;
     config.file = fs::absolute(file_).lexically_normal();
-    if (const Field* broker = find(fields, "broker")) config.broker = readBroker(*broker);
-    config.plugin_dir = readPlugins(require(root, fields, "plugins"));
-    if (const Field* logging = find(fields, "logging")) config.logging = readLogging(*logging);
-    if (const Field* metrics = find(fields, "metrics")) config.metrics = readMetrics(*metrics);
-    if (const Field* shutdown = find(fields, "shutdown")) {
-      config.shutdown = readShutdown(*shutdown);
+    try {
+      readDocument(loadDocument(yaml), config);
+    } catch (const Abandoned&) {
+      // the file as a whole is unusable; its one error is recorded
     }
-    config.queues = readQueues(require(root, fields, "queues"), config.plugin_dir);
+    if (!errors_.empty()) {
+      std::stable_sort(errors_.begin(), errors_.end(), [](const Error& a, const Error& b) {
+        return std::pair(a.mark.line, a.mark.column) < std::pair(b.mark.line, b.mark.column);
+      });
+      std::vector<std::string> messages;
+      messages.reserve(errors_.size());
+      for (Error& error : errors_) messages.push_back(std::move(error.text));
+      throw ConfigError(std::move(messages));
+    }
     return config;
   }
 
  private:
+  struct Error {
+    SourceMark mark;
+    std::string text;
+  };
+
   // --- errors
 
-  [[noreturn]] void fail(const YAML::Mark& mark, const std::string& path,
-                         const std::string& message) const {
-    throw ConfigError(formatConfigError(file_, toSourceMark(mark), path, message));
+  void report(const YAML::Mark& mark, const std::string& path, const std::string& message) {
+    const SourceMark at = toSourceMark(mark);
+    errors_.push_back({at, formatConfigError(file_, at, path, message)});
   }
 
-  [[noreturn]] void failValue(const Field& field, const std::string& message) const {
+  [[noreturn]] void fail(const YAML::Mark& mark, const std::string& path,
+                         const std::string& message) {
+    report(mark, path, message);
+    throw Abandoned{};
+  }
+
+  [[noreturn]] void failValue(const Field& field, const std::string& message) {
     fail(valueMark(field), field.path, message);
   }
 
-  [[noreturn]] void failType(const Field& field, std::string_view expected) const {
+  [[noreturn]] void failType(const Field& field, std::string_view expected) {
     failValue(field, "expected " + std::string(expected) + ", got " + describe(field.value));
+  }
+
+  // Runs `read`; false when it recorded an error and gave up.
+  template <typename Read>
+  bool attempt(Read&& read) {
+    try {
+      std::forward<Read>(read)();
+      return true;
+    } catch (const Abandoned&) {
+      return false;
+    }
   }
 
   // --- structure
 
-  YAML::Node loadDocument(const std::string& yaml) const {
-    std::vector<YAML::Node> documents;
+  YAML::Node loadDocument(const std::string& yaml) {
+    YAML::Node root;
+    SecondDocumentProbe probe;
     try {
-      documents = YAML::LoadAll(yaml);
+      root = YAML::Load(yaml);
+      std::istringstream stream(yaml);
+      YAML::Parser parser(stream);
+      if (parser.HandleNextDocument(probe)) parser.HandleNextDocument(probe);
     } catch (const YAML::Exception& error) {
-      fail(error.mark, "", "YAML syntax error: " + error.msg);
+      fail(error.mark, "", "YAML syntax error: " + error.msg + syntaxHint(yaml, error));
     }
-    if (documents.size() > 1) {
-      fail(documents[1].Mark(), "", "only one YAML document is allowed");
+    if (probe.found()) {
+      const auto at = static_cast<std::size_t>(std::max(probe.mark().pos, 0));
+      if (probe.nodeIsNull() && at < yaml.size() && yaml[at] == ',') {
+        fail(probe.mark(), "",
+             "YAML syntax error: unexpected ','; a comma separates items only inside [ ] or { }");
+      }
+      fail(probe.mark(), "", "only one YAML document is allowed");
     }
-    if (documents.empty() || documents.front().IsNull()) {
+    if (root.IsNull()) {
       fail(YAML::Mark(), "", "the file is empty; expected a map with at least plugins and queues");
     }
-    if (!documents.front().IsMap()) {
+    if (!root.IsMap()) {
       const std::string expected =
-          "the top level must be a map (broker, plugins, logging, metrics, shutdown, queues)";
-      fail(documents.front().Mark(), "", expected + ", got " + describe(documents.front()));
+          "the top level must be a map (" + schemaSection("").allowed() + ")";
+      fail(root.Mark(), "", expected + ", got " + describe(root));
     }
-    return documents.front();
+    return root;
   }
 
-  // The entries of a map value; keys must be scalars and appear once.
-  Fields entries(const Field& map) const {
+  void readDocument(const YAML::Node& document, Config& config) {
+    const Field root{"", "", YAML::Node(), document};
+    const Fields fields = entries(root, schemaSection(""));
+    if (const Field* broker = find(fields, "broker")) {
+      attempt([&] { config.broker = readBroker(*broker); });
+    }
+    if (const Field* plugins = find(fields, "plugins")) {
+      attempt([&] { config.plugin_dir = readPlugins(*plugins); });
+    }
+    if (const Field* logging = find(fields, "logging")) {
+      attempt([&] { config.logging = readLogging(*logging); });
+    }
+    if (const Field* metrics = find(fields, "metrics")) {
+      attempt([&] { config.metrics = readMetrics(*metrics); });
+    }
+    if (const Field* shutdown = find(fields, "shutdown")) {
+      attempt([&] { config.shutdown = readShutdown(*shutdown); });
+    }
+    if (const Field* queues = find(fields, "queues")) {
+      attempt([&] { config.queues = readQueues(*queues, config.plugin_dir); });
+    }
+  }
+
+  // The entries of a map value whose keys must be in `section`: keys must be
+  // scalars, appear once and be known; the section's required keys must be
+  // there. Each bad key is reported and left out; a value that is not a map
+  // abandons the section.
+  Fields entries(const Field& map, const SectionSpec& section) {
+    Fields fields = entries(map);
+    Fields known;
+    for (Field& field : fields) {
+      if (section.has(field.name)) {
+        known.push_back(std::move(field));
+      } else {
+        report(field.key.Mark(), field.path, "unknown key; allowed: " + section.allowed());
+      }
+    }
+    for (const KeySpec& key : section.keys) {
+      if (key.required && find(known, key.name) == nullptr) {
+        // Absent keys have no mark: report the map that lacks them.
+        report(map.value.Mark(), childPath(map.path, std::string(key.name)),
+               "required key is missing");
+      }
+    }
+    return known;
+  }
+
+  // The entries of a map value, each key a scalar that appears once.
+  Fields entries(const Field& map) {
     if (!map.value.IsMap()) failType(map, "a map");
     Fields fields;
     for (const auto& entry : map.value) {
       const YAML::Node& key = entry.first;
-      if (!key.IsScalar()) fail(key.Mark(), map.path, "keys must be scalars, got " + describe(key));
+      if (!key.IsScalar()) {
+        report(key.Mark(), map.path, "keys must be scalars, got " + describe(key));
+        continue;
+      }
       Field field{childPath(map.path, key.Scalar()), key.Scalar(), key, entry.second};
       if (const Field* first = find(fields, field.name)) {
-        fail(key.Mark(), field.path,
-             "duplicate key; first defined at line " +
-                 std::to_string(toSourceMark(first->key.Mark()).line));
+        report(key.Mark(), field.path,
+               "duplicate key; first defined at line " +
+                   std::to_string(toSourceMark(first->key.Mark()).line));
+        continue;
       }
       fields.push_back(std::move(field));
     }
     return fields;
   }
 
-  // The entries of a map value whose keys must be among `allowed`.
-  Fields entries(const Field& map, std::initializer_list<std::string_view> allowed) const {
-    Fields fields = entries(map);
-    for (const Field& field : fields) {
-      bool known = false;
-      for (const std::string_view name : allowed) known = known || field.name == name;
-      if (!known) fail(field.key.Mark(), field.path, "unknown key; allowed: " + join(allowed));
-    }
-    return fields;
-  }
+  // --- typed values, bounds from the schema
 
-  // Absent keys have no mark: report the map that lacks them.
-  const Field& require(const Field& map, const Fields& fields, const std::string& name) const {
-    const Field* field = find(fields, name);
-    if (field == nullptr) {
-      fail(map.value.Mark(), childPath(map.path, name), "required key is missing");
-    }
-    return *field;
-  }
-
-  // --- typed values
-
-  std::string readString(const Field& field) const {
+  std::string readString(const Field& field, const KeySpec& spec) {
     if (!field.value.IsScalar()) failType(field, "a string");
-    return field.value.Scalar();
-  }
-
-  std::string readNonEmptyString(const Field& field) const {
-    std::string text = readString(field);
-    if (text.empty()) failValue(field, "must not be empty");
+    std::string text = field.value.Scalar();
+    if (text.empty() && spec.min > 0) failValue(field, "must not be empty");
+    if (spec.max > 0 && std::cmp_greater(text.size(), spec.max)) {
+      failValue(field, "must be at most " + std::to_string(spec.max) + " bytes, got " +
+                           std::to_string(text.size()));
+    }
+    if (!spec.choices.empty() &&
+        std::find(spec.choices.begin(), spec.choices.end(), text) == spec.choices.end()) {
+      std::string words;
+      for (const std::string_view word : spec.choices) {
+        if (!words.empty()) words += ", ";
+        words += word;
+      }
+      failValue(field, "must be one of " + words + "; got " + describe(field.value));
+    }
     return text;
   }
 
-  std::int64_t readInt(const Field& field, std::int64_t min, std::int64_t max) const {
+  std::int64_t readInt(const Field& field, const KeySpec& spec) {
     if (!field.value.IsScalar() || isQuotedString(field.value) ||
         !looksLikeInteger(field.value.Scalar())) {
       failType(field, "an integer");
     }
     const std::optional<std::int64_t> value = parseInteger(field.value.Scalar());
-    if (!value || *value < min || *value > max) {
-      failValue(field, "must be between " + std::to_string(min) + " and " + std::to_string(max) +
-                           ", got " + field.value.Scalar());
+    if (!value || *value < spec.min || *value > spec.max) {
+      failValue(field, "must be between " + std::to_string(spec.min) + " and " +
+                           std::to_string(spec.max) + ", got " + field.value.Scalar());
     }
     return *value;
   }
 
-  bool readBool(const Field& field) const {
+  bool readBool(const Field& field) {
     std::optional<bool> value;
     if (field.value.IsScalar() && !isQuotedString(field.value)) {
       value = parseBool(field.value.Scalar());
@@ -304,54 +450,80 @@ class Parser {
     return *value;
   }
 
-  // Capped at the schema's max: a huge value would overflow the deadline
-  // arithmetic (now() + duration) of whoever waits that long.
-  milliseconds readDuration(const Field& field, const KeySpec& spec, bool check_max = true) const {
+  // The duration as written, nullopt when it is too large for any key.
+  std::optional<milliseconds> durationText(const Field& field) {
     std::variant<milliseconds, DurationError> parsed = DurationError::kMalformed;
     if (field.value.IsScalar()) parsed = parseDurationText(field.value.Scalar());
-    const milliseconds* value = std::get_if<milliseconds>(&parsed);
-    if (value == nullptr && std::get<DurationError>(parsed) == DurationError::kMalformed) {
+    if (const milliseconds* value = std::get_if<milliseconds>(&parsed)) return *value;
+    if (std::get<DurationError>(parsed) == DurationError::kMalformed) {
       failType(field, kDurationForm);
     }
-    if (value == nullptr || (check_max && value->count() > spec.max)) {
+    return std::nullopt;
+  }
+
+  // Capped at the schema's max: a huge value would overflow the deadline
+  // arithmetic (now() + duration) of whoever waits that long.
+  milliseconds checkDuration(const Field& field, const KeySpec& spec,
+                             std::optional<milliseconds> value) {
+    if (!value || value->count() > spec.max) {
       const std::string bound = spec.max_message.empty()
                                     ? "must be at most " + formatDuration(milliseconds{spec.max})
                                     : std::string(spec.max_message);
       failValue(field, bound + ", got " + field.value.Scalar());
     }
+    if (value->count() < spec.min) failValue(field, "must be greater than 0");
     return *value;
   }
 
-  milliseconds readPositiveDuration(const Field& field, const KeySpec& spec) const {
-    const milliseconds value = readDuration(field, spec);
-    if (value.count() == 0) failValue(field, "must be greater than 0");
-    return value;
+  milliseconds readDuration(const Field& field, const KeySpec& spec) {
+    return checkDuration(field, spec, durationText(field));
+  }
+
+  // Reads key `name` of `section` from `fields` into `target` with the
+  // schema's type and bounds. False when the key is present and bad.
+  template <typename T>
+  bool read(const Fields& fields, const SectionSpec& section, std::string_view name, T& target) {
+    const Field* field = find(fields, name);
+    if (field == nullptr) return true;
+    const KeySpec& spec = section.key(name);
+    return attempt([&] {
+      if constexpr (std::is_same_v<T, bool>) {
+        target = readBool(*field);
+      } else if constexpr (std::is_same_v<T, milliseconds>) {
+        target = readDuration(*field, spec);
+      } else if constexpr (std::is_same_v<T, std::string>) {
+        target = readString(*field, spec);
+      } else {
+        static_assert(std::is_integral_v<T>);
+        target = static_cast<T>(readInt(*field, spec));
+      }
+    });
   }
 
   // --- sections
 
-  BrokerConfig readBroker(const Field& broker) const {
-    const Fields fields = entries(broker, {"url", "heartbeat", "connect_timeout", "reconnect"});
+  BrokerConfig readBroker(const Field& broker) {
+    const SectionSpec& section = schemaSection("broker");
+    const Fields fields = entries(broker, section);
     BrokerConfig config;
     if (const Field* url = find(fields, "url")) {
-      config.url = readUrl(*url);
-      config.address = address_;
+      attempt([&] {
+        config.url = readUrl(*url, section.key("url"));
+        config.address = address_;
+      });
     }
     if (const Field* heartbeat = find(fields, "heartbeat")) {
-      config.heartbeat = readHeartbeat(*heartbeat);
+      attempt([&] { config.heartbeat = readHeartbeat(*heartbeat, section.key("heartbeat")); });
     }
-    if (const Field* timeout = find(fields, "connect_timeout")) {
-      config.connect_timeout =
-          readPositiveDuration(*timeout, schemaSection("broker").key("connect_timeout"));
-    }
+    read(fields, section, "connect_timeout", config.connect_timeout);
     if (const Field* reconnect = find(fields, "reconnect")) {
-      config.reconnect = readReconnect(*reconnect);
+      attempt([&] { config.reconnect = readReconnect(*reconnect); });
     }
     return config;
   }
 
-  std::string readUrl(const Field& field) const {
-    std::string url = readString(field);
+  std::string readUrl(const Field& field, const KeySpec& spec) {
+    std::string url = readString(field, spec);
     // The URL is not echoed: it may hold a password.
     if (!url.starts_with("amqp://")) failValue(field, "must start with amqp://");
     try {
@@ -362,80 +534,74 @@ class Parser {
     return url;
   }
 
-  milliseconds readHeartbeat(const Field& field) const {
-    const milliseconds value =
-        readDuration(field, schemaSection("broker").key("heartbeat"), /*check_max=*/false);
-    if (value >= kMaxHeartbeat) {
-      failValue(field, "must be below 60s (the broker's own heartbeat timeout), got " +
-                           field.value.Scalar());
-    }
-    if (value.count() % 1000 != 0) {
+  // Whole seconds checked before the bound, so that 59.5s is told what is wrong with it.
+  milliseconds readHeartbeat(const Field& field, const KeySpec& spec) {
+    const std::optional<milliseconds> value = durationText(field);
+    if (value && value->count() % 1000 != 0) {
       const std::string why = "AMQP negotiates heartbeats in seconds";
       failValue(field,
                 "must be a whole number of seconds (" + why + "), got " + field.value.Scalar());
     }
-    return value;
+    return checkDuration(field, spec, value);
   }
 
-  ReconnectConfig readReconnect(const Field& reconnect) const {
-    const Fields fields = entries(reconnect, {"initial_delay", "max_delay"});
-    ReconnectConfig config;
-    const Field* initial = find(fields, "initial_delay");
-    const Field* max = find(fields, "max_delay");
+  ReconnectConfig readReconnect(const Field& reconnect) {
     const SectionSpec& section = schemaSection("broker.reconnect");
-    if (initial != nullptr) {
-      config.initial_delay = readPositiveDuration(*initial, section.key("initial_delay"));
+    const Fields fields = entries(reconnect, section);
+    ReconnectConfig config;
+    // Compared only when both are good (or left at their defaults).
+    if (!read(fields, section, "initial_delay", config.initial_delay) ||
+        !read(fields, section, "max_delay", config.max_delay)) {
+      return config;
     }
-    if (max != nullptr) config.max_delay = readDuration(*max, section.key("max_delay"));
     if (config.max_delay < config.initial_delay) {
-      if (max != nullptr) {
+      if (const Field* max = find(fields, "max_delay")) {
         failValue(*max, "must not be below broker.reconnect.initial_delay (" +
                             std::to_string(config.initial_delay.count()) + "ms)");
       }
-      failValue(*initial, "must not exceed broker.reconnect.max_delay (" +
-                              std::to_string(config.max_delay.count()) + "ms)");
+      failValue(*find(fields, "initial_delay"), "must not exceed broker.reconnect.max_delay (" +
+                                                    std::to_string(config.max_delay.count()) +
+                                                    "ms)");
     }
     return config;
   }
 
-  fs::path readPlugins(const Field& plugins) const {
-    const Fields fields = entries(plugins, {"dir"});
-    fs::path dir =
-        (base_dir_ / readNonEmptyString(require(plugins, fields, "dir"))).lexically_normal();
+  fs::path readPlugins(const Field& plugins) {
+    const SectionSpec& section = schemaSection("plugins");
+    const Fields fields = entries(plugins, section);
+    std::string text;
+    if (find(fields, "dir") == nullptr || !read(fields, section, "dir", text)) throw Abandoned{};
+    fs::path dir = (base_dir_ / text).lexically_normal();
     if (dir.has_relative_path() && !dir.has_filename()) dir = dir.parent_path();  // trailing '/'
     return dir;
   }
 
-  LoggingConfig readLogging(const Field& logging) const {
-    const Fields fields = entries(logging, {"level"});
+  LoggingConfig readLogging(const Field& logging) {
+    const SectionSpec& section = schemaSection("logging");
+    const Fields fields = entries(logging, section);
     LoggingConfig config;
-    if (const Field* level = find(fields, "level")) {
-      config.level = readString(*level);
-      bool known = false;
-      for (const std::string_view name : kLogLevels) known = known || config.level == name;
-      if (!known) {
-        failValue(*level, "must be one of trace, debug, info, warn, error, critical, off; got " +
-                              describe(level->value));
-      }
-    }
+    read(fields, section, "level", config.level);
     return config;
   }
 
-  MetricsConfig readMetrics(const Field& metrics) const {
-    const Fields fields = entries(metrics, {"enabled", "listen"});
+  MetricsConfig readMetrics(const Field& metrics) {
+    const SectionSpec& section = schemaSection("metrics");
+    const Fields fields = entries(metrics, section);
     MetricsConfig config;
-    if (const Field* enabled = find(fields, "enabled")) config.enabled = readBool(*enabled);
+    read(fields, section, "enabled", config.enabled);
     if (const Field* listen = find(fields, "listen")) {
-      config.listen = readListenAddress(*listen);
-      config.listen_mark = toSourceMark(valueMark(*listen));
+      attempt([&] {
+        config.listen = readListenAddress(*listen, section.key("listen"));
+        config.listen_mark = toSourceMark(valueMark(*listen));
+      });
     }
     return config;
   }
 
   // HOST:PORT, HOST an IP address literal: names are not resolved here, so the
   // file means the same on every machine and the check needs no DNS.
-  ListenAddress readListenAddress(const Field& field) const {
-    const std::string text = readString(field);
+  ListenAddress readListenAddress(const Field& field, const KeySpec& spec) {
+    const std::string text = readString(field, spec);
     std::string host;
     std::string port;
     if (text.starts_with('[')) {
@@ -470,96 +636,92 @@ class Parser {
     return {host, static_cast<std::uint16_t>(*number)};
   }
 
-  ShutdownConfig readShutdown(const Field& shutdown) const {
-    const Fields fields = entries(shutdown, {"drain_timeout"});
+  ShutdownConfig readShutdown(const Field& shutdown) {
+    const SectionSpec& section = schemaSection("shutdown");
+    const Fields fields = entries(shutdown, section);
     ShutdownConfig config;
-    if (const Field* drain = find(fields, "drain_timeout")) {
-      config.drain_timeout = readDuration(*drain, schemaSection("shutdown").key("drain_timeout"));
-    }
+    read(fields, section, "drain_timeout", config.drain_timeout);
     return config;
   }
 
   // --- queues
 
-  std::vector<QueueConfig> readQueues(const Field& queues, const fs::path& plugin_dir) const {
+  std::vector<QueueConfig> readQueues(const Field& queues, const fs::path& plugin_dir) {
     if (!queues.value.IsSequence()) failType(queues, "a sequence of queues");
     if (queues.value.size() == 0) failValue(queues, "must list at least one queue");
     std::vector<QueueConfig> configs;
     std::map<std::string, int> first_line_by_name;
+    std::size_t index = 0;
     for (const auto& item : queues.value) {
-      const Field entry{"queues[" + std::to_string(configs.size()) + "]", "", YAML::Node(), item};
-      configs.push_back(readQueue(entry, plugin_dir, first_line_by_name));
+      const Field entry{"queues[" + std::to_string(index++) + "]", "", YAML::Node(), item};
+      attempt([&] { configs.push_back(readQueue(entry, plugin_dir, first_line_by_name)); });
     }
     return configs;
   }
 
+  // Every key is read, and each bad one reported, before the entry is
+  // abandoned for any of them.
   QueueConfig readQueue(const Field& entry, const fs::path& plugin_dir,
-                        std::map<std::string, int>& first_line_by_name) const {
-    const Fields fields =
-        entries(entry, {"name", "handler", "consumers", "prefetch", "max_body_bytes",
-                        "max_reply_bytes", "durable", "auto_delete", "arguments", "options"});
+                        std::map<std::string, int>& first_line_by_name) {
+    const SectionSpec& section = schemaSection("queues[]");
+    const std::size_t errors_before = errors_.size();
+    const Fields fields = entries(entry, section);
     QueueConfig config;
     config.path = entry.path;
     config.mark = toSourceMark(entry.value.Mark());
     config.options_mark = config.mark;
 
-    const Field& name = require(entry, fields, "name");
-    config.name = readQueueName(name);
-    const int line = toSourceMark(valueMark(name)).line;
-    if (const auto [first, added] = first_line_by_name.emplace(config.name, line); !added) {
-      failValue(name, "duplicate queue name \"" + config.name + "\"; first defined at line " +
-                          std::to_string(first->second));
+    if (const Field* name = find(fields, "name")) {
+      attempt([&] {
+        config.name = readQueueName(*name, section.key("name"));
+        const int line = toSourceMark(valueMark(*name)).line;
+        if (const auto [first, added] = first_line_by_name.emplace(config.name, line); !added) {
+          failValue(*name, "duplicate queue name \"" + config.name + "\"; first defined at line " +
+                               std::to_string(first->second));
+        }
+      });
     }
-
-    const Field& handler = require(entry, fields, "handler");
-    config.handler = readHandler(handler);
-    config.handler_mark = toSourceMark(valueMark(handler));
-    config.plugin_path = plugin_dir / (config.handler + ".so");
-
-    readQueueSettings(fields, config);
+    if (const Field* handler = find(fields, "handler")) {
+      attempt([&] {
+        config.handler = readHandler(*handler, section.key("handler"));
+        config.handler_mark = toSourceMark(valueMark(*handler));
+        config.plugin_path = plugin_dir / (config.handler + ".so");
+      });
+    }
+    readQueueSettings(fields, section, config);
+    if (errors_.size() != errors_before) throw Abandoned{};
     return config;
   }
 
   // The optional keys of a queue entry.
-  void readQueueSettings(const Fields& fields, QueueConfig& config) const {
-    if (const Field* consumers = find(fields, "consumers")) {
-      config.consumers = static_cast<int>(readInt(*consumers, 1, 1000));
-    }
-    if (const Field* prefetch = find(fields, "prefetch")) {
-      config.prefetch = static_cast<int>(readInt(*prefetch, 1, 65535));
-    }
-    if (const Field* max_body = find(fields, "max_body_bytes")) {
-      config.max_body_bytes = static_cast<std::size_t>(readInt(*max_body, 1, kMaxBodyBytes));
-    }
-    if (const Field* max_reply = find(fields, "max_reply_bytes")) {
-      config.max_reply_bytes = static_cast<std::size_t>(readInt(*max_reply, 1, kMaxBodyBytes));
-    }
-    if (const Field* durable = find(fields, "durable")) config.durable = readBool(*durable);
-    if (const Field* auto_delete = find(fields, "auto_delete")) {
-      config.auto_delete = readBool(*auto_delete);
-    }
+  void readQueueSettings(const Fields& fields, const SectionSpec& section, QueueConfig& config) {
+    read(fields, section, "consumers", config.consumers);
+    read(fields, section, "prefetch", config.prefetch);
+    read(fields, section, "max_body_bytes", config.max_body_bytes);
+    read(fields, section, "max_reply_bytes", config.max_reply_bytes);
+    read(fields, section, "durable", config.durable);
+    read(fields, section, "auto_delete", config.auto_delete);
     if (const Field* arguments = find(fields, "arguments")) {
-      config.arguments = readArguments(*arguments);
+      attempt([&] { config.arguments = readArguments(*arguments); });
     }
     if (const Field* options = find(fields, "options")) {
-      config.options = readOptions(*options);
-      config.options_mark = toSourceMark(options->key.Mark());
+      attempt([&] {
+        config.options = readOptions(*options);
+        config.options_mark = toSourceMark(options->key.Mark());
+      });
     }
   }
 
-  std::string readQueueName(const Field& field) const {
-    std::string name = readNonEmptyString(field);
-    if (name.size() > kMaxQueueNameBytes) {
-      failValue(field, "must be at most 255 bytes, got " + std::to_string(name.size()));
-    }
+  std::string readQueueName(const Field& field, const KeySpec& spec) {
+    std::string name = readString(field, spec);
     if (name.starts_with("amq.")) {
       failValue(field, "names starting with \"amq.\" are reserved by the broker");
     }
     return name;
   }
 
-  std::string readHandler(const Field& field) const {
-    std::string handler = readNonEmptyString(field);
+  std::string readHandler(const Field& field, const KeySpec& spec) {
+    std::string handler = readString(field, spec);
     if (handler.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                                   "0123456789_-") != std::string::npos) {
       failValue(field, "must be a plugin name made of letters, digits, '_' and '-', got " +
@@ -568,16 +730,16 @@ class Parser {
     return handler;
   }
 
-  std::map<std::string, QueueArgument> readArguments(const Field& arguments) const {
+  std::map<std::string, QueueArgument> readArguments(const Field& arguments) {
     std::map<std::string, QueueArgument> values;
     for (const Field& argument : entries(arguments)) {
-      values.emplace(argument.name, readArgument(argument));
+      attempt([&] { values.emplace(argument.name, readArgument(argument)); });
     }
     return values;
   }
 
   // A YAML scalar, typed as the core schema reads it; quoted ones stay strings.
-  QueueArgument readArgument(const Field& field) const {
+  QueueArgument readArgument(const Field& field) {
     if (!field.value.IsScalar()) failType(field, "a scalar (integer, float, bool or string)");
     const std::string& text = field.value.Scalar();
     if (isQuotedString(field.value)) return text;
@@ -591,18 +753,21 @@ class Parser {
     return text;
   }
 
-  std::vector<QueueOption> readOptions(const Field& options) const {
+  std::vector<QueueOption> readOptions(const Field& options) {
     std::vector<QueueOption> values;
     for (const Field& option : entries(options)) {
-      if (!option.value.IsScalar()) failType(option, "a scalar");
-      values.push_back({option.name, option.value.Scalar(), toSourceMark(option.key.Mark())});
+      attempt([&] {
+        if (!option.value.IsScalar()) failType(option, "a scalar");
+        values.push_back({option.name, option.value.Scalar(), toSourceMark(option.key.Mark())});
+      });
     }
     return values;
   }
 
-  mutable BrokerAddress address_;  // what readUrl() parsed
-  fs::path file_;                  // as given, for messages
-  fs::path base_dir_;              // absolute directory of file_, for relative paths
+  std::vector<Error> errors_;
+  BrokerAddress address_;  // what readUrl() parsed
+  fs::path file_;          // as given, for messages
+  fs::path base_dir_;      // absolute directory of file_, for relative paths
 };
 
 struct FileCloser {
@@ -651,6 +816,24 @@ std::string ListenAddress::toString() const {
 }
 
 bool ListenAddress::isIpv6() const { return host.find(':') != std::string::npos; }
+
+ConfigError::ConfigError(const std::string& message)
+    : ConfigError(std::vector<std::string>{message}) {}
+
+namespace {
+std::string joinLines(const std::vector<std::string>& lines) {
+  std::string text;
+  for (const std::string& line : lines) {
+    if (!text.empty()) text += '\n';
+    text += line;
+  }
+  return text;
+}
+}  // namespace
+
+ConfigError::ConfigError(std::vector<std::string> messages)
+    : std::runtime_error(joinLines(messages)),
+      errors_(std::make_shared<const std::vector<std::string>>(std::move(messages))) {}
 
 Config parseConfig(const std::string& yaml, const std::filesystem::path& file) {
   return Parser(file).parse(yaml);

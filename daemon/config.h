@@ -1,8 +1,10 @@
 // warrend's configuration: one YAML file, validated completely at load.
 //
-// Every rule violation is a ConfigError whose message starts with
-// "FILE:LINE:COLUMN: " and names the key (as a path such as
-// "queues[1].prefetch"); unknown keys also list the allowed ones.
+// Every rule violation is an error that starts with "FILE:LINE:COLUMN: " and
+// names the key (as a path such as "queues[1].prefetch"); unknown keys also
+// list the allowed ones. The loader reports all of a file's errors at once,
+// in one ConfigError. The keys, their types, defaults and bounds are
+// declared in config_schema.h.
 // docs/configuration.md describes the file.
 #pragma once
 
@@ -11,6 +13,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <variant>
@@ -28,9 +31,20 @@ struct SourceMark {
   int column = 0;
 };
 
+// One or more configuration errors. The loader reports every error of a
+// file in one ConfigError, ordered by position; what() is them all, one per
+// line.
 class ConfigError : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit ConfigError(const std::string& message);
+  explicit ConfigError(std::vector<std::string> messages);
+
+  // Each error, "FILE:LINE:COLUMN: KEY: MESSAGE"; never empty.
+  const std::vector<std::string>& errors() const { return *errors_; }
+
+ private:
+  // Shared, so that copying the exception cannot throw.
+  std::shared_ptr<const std::vector<std::string>> errors_;
 };
 
 // "FILE:LINE:COLUMN: KEY: MESSAGE" — the one format of every config error,
@@ -123,11 +137,11 @@ struct Config {
   ShutdownConfig shutdown;
 };
 
-// Reads and validates `file`. Throws ConfigError.
+// Reads and validates `file`. Throws ConfigError holding every error found.
 Config loadConfig(const std::filesystem::path& file);
 
 // Validates YAML text as if read from `file` (relative paths resolve against
-// file's directory). Throws ConfigError.
+// file's directory). Throws ConfigError holding every error found.
 Config parseConfig(const std::string& yaml, const std::filesystem::path& file);
 
 }  // namespace warren

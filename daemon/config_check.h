@@ -12,11 +12,11 @@
 
 namespace warren {
 
-// Validates the YAML, then loads every queue's plugin (ABI check), creates
-// its handler with the queue's options and destroys it again. Returns every
-// error found, each as "FILE:LINE:COL: key: message"; empty when the
-// configuration would start. A file that does not parse yields its one
-// error, since nothing after it can be checked.
+// Takes a loaded Config (the loader, loadConfig(), has already reported every
+// error of the file, as a ConfigError, exactly as at start-up), then loads
+// every queue's plugin (ABI check), creates its handler with the queue's
+// options and destroys it again. Returns every error found, each as
+// "FILE:LINE:COL: key: message"; empty when the configuration would start.
 std::vector<std::string> checkConfig(const Config& config);
 
 // The messages of a plugin that cannot be loaded, or refuses its options,

@@ -1,9 +1,12 @@
 #include "config_schema.h"
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <stdexcept>
+#include <vector>
 
+#include "config.h"
 #include "duration.h"
 
 namespace warren {
@@ -24,92 +27,112 @@ constexpr std::int64_t kMaxMessageBytes = 128 * kMiB;
 constexpr std::array<std::string_view, 7> kLogLevels = {"trace", "debug",    "info", "warn",
                                                         "error", "critical", "off"};
 
+// Defaults, read from the initialisers in config.h.
+std::string noDefault() { return ""; }
+std::string emptyMap() { return "{}"; }
+std::string boolText(bool value) { return value ? "true" : "false"; }
+
 constexpr std::array<KeySpec, 6> kTopKeys = {{
-    {"broker", KeyType::kMap, false, "", 0, 0, "Where the broker is and how to stay connected."},
-    {"plugins", KeyType::kMap, true, "", 0, 0, "Where the handler plugins are."},
-    {"logging", KeyType::kMap, false, "", 0, 0, "How much warrend logs."},
-    {"metrics", KeyType::kMap, false, "", 0, 0, "The Prometheus metrics and readiness endpoint."},
-    {"shutdown", KeyType::kMap, false, "", 0, 0, "How a stop treats requests in progress."},
-    {"queues", KeyType::kSequence, true, "", 0, 0,
+    {"broker", KeyType::kMap, false, noDefault, 0, 0,
+     "Where the broker is and how to stay connected."},
+    {"plugins", KeyType::kMap, true, nullptr, 0, 0, "Where the handler plugins are."},
+    {"logging", KeyType::kMap, false, noDefault, 0, 0, "How much warrend logs."},
+    {"metrics", KeyType::kMap, false, noDefault, 0, 0,
+     "The Prometheus metrics and readiness endpoint."},
+    {"shutdown", KeyType::kMap, false, noDefault, 0, 0, "How a stop treats requests in progress."},
+    {"queues", KeyType::kSequence, true, nullptr, 0, 0,
      "The queues served, at least one: each maps a queue to a handler plugin."},
 }};
 
 constexpr std::array<KeySpec, 4> kBrokerKeys = {{
-    {"url", KeyType::kString, false, "amqp://guest:guest@localhost:5672/%2f", 0, 0,
-     "AMQP URL of the broker: `amqp://user:password@host:port/vhost`, one host, no `?query`; "
-     "the vhost `/` is written `%2f`."},
+    {"url", KeyType::kString, false, [] { return BrokerConfig{}.url; }, 0, 0,
+     "AMQP URL of the broker, starting with `amqp://`: one host (no `,`), no `?query`. The vhost "
+     "`/` is written `%2f`; any of `@ : / ? # % [ ]` in the user, password or vhost is "
+     "percent-encoded (`%40 %3A %2F %3F %23 %25 %5B %5D`)."},
     {"heartbeat",
      KeyType::kDuration,
      false,
-     "10s",
+     [] { return formatDuration(BrokerConfig{}.heartbeat); },
      0,
      ms(seconds(59)),
      "Heartbeat interval proposed to the broker; `0s` disables heartbeats. A whole number of "
      "seconds (AMQP negotiates heartbeats in seconds), below `60s` (the broker's own timeout).",
      {},
      "must be below 60s (the broker's own heartbeat timeout)"},
-    {"connect_timeout", KeyType::kDuration, false, "5s", 1, ms(minutes(5)),
+    {"connect_timeout", KeyType::kDuration, false,
+     [] { return formatDuration(BrokerConfig{}.connect_timeout); }, 1, ms(minutes(5)),
      "Time allowed to open the connection."},
-    {"reconnect", KeyType::kMap, false, "", 0, 0,
+    {"reconnect", KeyType::kMap, false, noDefault, 0, 0,
      "How long to wait between reconnection attempts (below)."},
 }};
 
 constexpr std::array<KeySpec, 2> kReconnectKeys = {{
-    {"initial_delay", KeyType::kDuration, false, "100ms", 1, ms(hours(1)),
+    {"initial_delay", KeyType::kDuration, false,
+     [] { return formatDuration(ReconnectConfig{}.initial_delay); }, 1, ms(hours(1)),
      "First delay before reconnecting after the connection is lost."},
-    {"max_delay", KeyType::kDuration, false, "30s", 0, ms(hours(1)),
+    {"max_delay", KeyType::kDuration, false,
+     [] { return formatDuration(ReconnectConfig{}.max_delay); }, 0, ms(hours(1)),
      "Upper bound of the delay between reconnection attempts; not below `initial_delay`."},
 }};
 
 constexpr std::array<KeySpec, 1> kPluginsKeys = {{
-    {"dir", KeyType::kString, true, "", 0, 0,
-     "Directory holding the handler plugins, not empty. A relative path is relative to the "
-     "directory of the configuration file, not to the working directory."},
+    {"dir", KeyType::kString, true, nullptr, 1, 0,
+     "Directory holding the handler plugins. A relative path is relative to the directory of the "
+     "configuration file, not to the working directory."},
 }};
 
 constexpr std::array<KeySpec, 1> kLoggingKeys = {{
-    {"level", KeyType::kString, false, "info", 0, 0,
-     "One of `trace`, `debug`, `info`, `warn`, `error`, `critical`, `off`.", kLogLevels},
+    {"level", KeyType::kString, false, [] { return LoggingConfig{}.level; }, 0, 0,
+     "How much warrend logs: one of the words in Bounds (spdlog's level names).", kLogLevels},
 }};
 
 constexpr std::array<KeySpec, 2> kMetricsKeys = {{
-    {"enabled", KeyType::kBool, false, "true", 0, 0,
+    {"enabled", KeyType::kBool, false, [] { return boolText(MetricsConfig{}.enabled); }, 0, 0,
      "Serve Prometheus metrics and the readiness check over HTTP."},
-    {"listen", KeyType::kString, false, "127.0.0.1:9464", 0, 0,
-     "Where to serve them: `HOST:PORT`, `HOST` an IPv4 address or an IPv6 address in brackets "
-     "(quoted: `\"[::1]:9464\"`), never a name; `PORT` 1 to 65535. Checked even when "
-     "`enabled: false`."},
+    {"listen", KeyType::kString, false, [] { return MetricsConfig{}.listen.toString(); }, 0, 0,
+     "Where to serve them: `HOST:PORT`. `HOST` is an IPv4 address (`127.0.0.1` for this machine "
+     "only, `0.0.0.0` for every interface) or an IPv6 address in brackets (`\"[::1]:9464\"`, "
+     "quoted: an unquoted `[` starts a YAML list); host names are not resolved. `PORT`: 1 to "
+     "65535. Checked even when `enabled: false`."},
 }};
 
 constexpr std::array<KeySpec, 1> kShutdownKeys = {{
-    {"drain_timeout", KeyType::kDuration, false, "30s", 0, ms(hours(1)),
+    {"drain_timeout", KeyType::kDuration, false,
+     [] { return formatDuration(ShutdownConfig{}.drain_timeout); }, 0, ms(hours(1)),
      "On shutdown, how long in-flight requests may take to finish."},
 }};
 
 constexpr std::array<KeySpec, 10> kQueueKeys = {{
-    {"name", KeyType::kString, true, "", 0, 0,
-     "Queue name: not empty, at most 255 bytes, not starting with `amq.` (reserved by the "
-     "broker), unique among the queues of the file."},
-    {"handler", KeyType::kString, true, "", 0, 0,
-     "Plugin name: letters, digits, `_` and `-`. The plugin is loaded from "
+    {"name", KeyType::kString, true, nullptr, 1, 255,
+     "Queue name: not starting with `amq.` (reserved by the broker), unique among the queues of "
+     "the file."},
+    {"handler", KeyType::kString, true, nullptr, 1, 0,
+     "Plugin name: letters, digits, `_` and `-` only. The plugin is loaded from "
      "`<plugins.dir>/<handler>.so`."},
-    {"consumers", KeyType::kInteger, false, "5", 1, 1000,
-     "Requests handled in parallel on this queue."},
-    {"prefetch", KeyType::kInteger, false, "1", 1, 65535,
-     "Unacknowledged messages the broker may deliver to each consumer (`basic.qos`)."},
-    {"max_body_bytes", KeyType::kSize, false, "1048576", 1, kMaxMessageBytes,
-     "Largest request body accepted, in bytes (at most the broker's 128 MiB)."},
-    {"max_reply_bytes", KeyType::kSize, false, "16777216", 1, kMaxMessageBytes,
-     "Largest reply body the handler may return; larger ones become an `internal` error reply."},
-    {"durable", KeyType::kBool, false, "false", 0, 0,
-     "Declare the queue durable (the seed's server declares it non-durable)."},
-    {"auto_delete", KeyType::kBool, false, "false", 0, 0, "Declare the queue auto-delete."},
-    {"arguments", KeyType::kMap, false, "{}", 0, 0,
-     "x-arguments of `queue.declare`, e.g. `x-message-ttl: 60000`: scalars, each keeping its "
-     "YAML type (integer, float, bool; a quoted value is a string)."},
-    {"options", KeyType::kMap, false, "{}", 0, 0,
-     "Plugin-specific settings: scalars, passed to the plugin as written (as text); the plugin "
-     "validates them."},
+    {"consumers", KeyType::kInteger, false, [] { return std::to_string(QueueConfig{}.consumers); },
+     1, 1000, "Requests handled in parallel on this queue."},
+    {"prefetch", KeyType::kInteger, false, [] { return std::to_string(QueueConfig{}.prefetch); }, 1,
+     65535, "Unacknowledged messages the broker may deliver to each consumer (`basic.qos`)."},
+    {"max_body_bytes", KeyType::kSize, false,
+     [] { return std::to_string(QueueConfig{}.max_body_bytes); }, 1, kMaxMessageBytes,
+     "Largest request body accepted, in bytes (at most 128 MiB, the broker's default "
+     "`max_message_size`)."},
+    {"max_reply_bytes", KeyType::kSize, false,
+     [] { return std::to_string(QueueConfig{}.max_reply_bytes); }, 1, kMaxMessageBytes,
+     "Largest reply body a handler may return, in bytes. A larger reply is not sent; the caller "
+     "gets an `internal` error reply instead."},
+    {"durable", KeyType::kBool, false, [] { return boolText(QueueConfig{}.durable); }, 0, 0,
+     "Declare the queue durable. The default matches the seed's server (pika defaults: "
+     "non-durable, no arguments)."},
+    {"auto_delete", KeyType::kBool, false, [] { return boolText(QueueConfig{}.auto_delete); }, 0, 0,
+     "Declare the queue auto-delete."},
+    {"arguments", KeyType::kMap, false, emptyMap, 0, 0,
+     "x-arguments of `queue.declare`, e.g. `x-message-ttl: 60000`. Each value must be a scalar "
+     "and keeps its YAML type: integer, float (`0.5`, `1e3`), bool, or string (anything else, "
+     "and every quoted value)."},
+    {"options", KeyType::kMap, false, emptyMap, 0, 0,
+     "Plugin-specific settings. Each value must be a scalar; it is passed to the plugin as "
+     "written (as text), and the plugin validates it."},
 }};
 
 constexpr std::array<SectionSpec, 8> kSections = {{
@@ -184,8 +207,18 @@ std::string boundsText(const KeySpec& key) {
     case KeyType::kSize:
       return std::to_string(key.min) + " to " + std::to_string(key.max);
     case KeyType::kDuration:
-      return (key.min == 0 ? std::string("0s") : std::string("above 0")) + " to " +
+      return (key.min == 0 ? std::string("0s to ") : std::string("above 0, up to ")) +
              formatDuration(milliseconds{key.max});
+    case KeyType::kString:
+      if (!key.choices.empty()) {
+        std::string words;
+        for (const std::string_view word : key.choices) {
+          words += (words.empty() ? "`" : ", `") + std::string(word) + "`";
+        }
+        return words;
+      }
+      if (key.max > 0) return std::to_string(key.min) + " to " + std::to_string(key.max) + " bytes";
+      return key.min > 0 ? "not empty" : "";
     default:
       return "";
   }
@@ -196,10 +229,10 @@ std::string renderKeyTable(const SectionSpec& section) {
       "| Key | Type | Default | Bounds | Meaning |\n"
       "|-----|------|---------|--------|---------|\n";
   for (const KeySpec& key : section.keys) {
-    std::string default_text = key.required ? "required"
-                               : key.default_text.empty()
-                                   ? ""
-                                   : "`" + std::string(key.default_text) + "`";
+    const std::string value = key.default_text == nullptr ? "" : key.default_text();
+    const std::string default_text = key.required    ? "required"
+                                     : value.empty() ? ""
+                                                     : "`" + value + "`";
     table += "| `" + std::string(section.doc_prefix) + std::string(key.name) + "` | " +
              std::string(typeName(key.type)) + " | " + default_text + " | " + boundsText(key) +
              " | " + std::string(key.description) + " |\n";
@@ -212,6 +245,50 @@ std::string renderKeyTables() {
   for (const SectionSpec& section : kSections) {
     text += "<!-- keys: " + std::string(section.path) + " -->\n" + renderKeyTable(section) +
             "<!-- end keys -->\n";
+  }
+  return text;
+}
+
+std::string withKeyTables(std::string_view doc) {
+  constexpr std::string_view kOpen = "<!-- keys: ";
+  constexpr std::string_view kOpenEnd = " -->\n";
+  constexpr std::string_view kClose = "<!-- end keys -->\n";
+  std::string text;
+  std::vector<std::string_view> seen;
+  std::size_t from = 0;
+  for (;;) {
+    const std::size_t open = doc.find(kOpen, from);
+    if (open == std::string_view::npos) break;
+    const std::size_t name_end = doc.find(kOpenEnd, open);
+    if (name_end == std::string_view::npos) {
+      throw std::invalid_argument("a \"<!-- keys: \" marker is not ended by \" -->\"");
+    }
+    const std::string_view path = doc.substr(open + kOpen.size(), name_end - open - kOpen.size());
+    const std::size_t close = doc.find(kClose, name_end);
+    if (close == std::string_view::npos) {
+      throw std::invalid_argument("the key table of '" + std::string(path) +
+                                  "' has no \"<!-- end keys -->\" line");
+    }
+    const SectionSpec* section = nullptr;
+    for (const SectionSpec& candidate : kSections) {
+      if (candidate.path == path) section = &candidate;
+    }
+    if (section == nullptr) {
+      throw std::invalid_argument("no configuration section '" + std::string(path) + "'");
+    }
+    seen.push_back(section->path);
+    const std::size_t body = name_end + kOpenEnd.size();
+    text += doc.substr(from, body - from);
+    text += renderKeyTable(*section);
+    from = close;
+  }
+  text += doc.substr(from);
+  for (const SectionSpec& section : kSections) {
+    if (std::find(seen.begin(), seen.end(), section.path) == seen.end()) {
+      throw std::invalid_argument("no key table for section '" + std::string(section.path) +
+                                  "' (a \"<!-- keys: " + std::string(section.path) +
+                                  " -->\" line)");
+    }
   }
   return text;
 }

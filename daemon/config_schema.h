@@ -3,9 +3,13 @@
 //
 // The loader (config.cpp) takes from it which keys a map allows (and the
 // "allowed:" list of an unknown-key error), which are required, the type each
-// value must have and the bounds of integers, sizes and durations; the key
-// tables of docs/configuration.md are rendered from it (renderKeyTable), and
-// a unit test keeps the two equal. The idea is fluent-bit's flb_config_map.
+// value must have, the bounds of integers, sizes, durations and string
+// lengths, and the words a string may be; the key tables of
+// docs/configuration.md are rendered from it (renderKeyTable, withKeyTables;
+// the config_doc tool rewrites them), and a unit test keeps the two equal.
+// Defaults are not repeated here: each is read from the initialiser of its
+// field in config.h, the one place it is set. The idea is fluent-bit's
+// flb_config_map.
 #pragma once
 
 #include <cstdint>
@@ -29,9 +33,12 @@ struct KeySpec {
   std::string_view name;
   KeyType type;
   bool required = false;
-  std::string_view default_text;  // as the docs show it; empty when required or none
-  // Inclusive bounds of an integer or size (the value) or a duration (in
-  // milliseconds); unused for other types.
+  // The default as the docs show it, read from a default-constructed Config;
+  // nullptr when the key is required or has none.
+  std::string (*default_text)() = nullptr;
+  // Inclusive bounds of an integer or size (the value), a duration (in
+  // milliseconds) or a string (its length in bytes; max 0: no upper bound);
+  // unused for other types.
   std::int64_t min = 0;
   std::int64_t max = 0;
   std::string_view description;
@@ -68,5 +75,11 @@ std::string renderKeyTable(const SectionSpec& section);
 
 // Every section's table with its markers, one after the other.
 std::string renderKeyTables();
+
+// `doc` with the text between each "<!-- keys: PATH -->" line and the next
+// "<!-- end keys -->" line replaced by renderKeyTable(PATH). Throws
+// std::invalid_argument when a marker names no section, is not closed, or a
+// section has no marker: every section is documented.
+std::string withKeyTables(std::string_view doc);
 
 }  // namespace warren

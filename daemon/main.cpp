@@ -63,7 +63,7 @@ int checkOnly(const Options& options) {
   try {
     errors = warren::checkConfig(loadConfig(options));
   } catch (const warren::ConfigError& e) {
-    errors.push_back(e.what());
+    errors = e.errors();  // every error of the file, not only the first
   }
   for (const std::string& error : errors) std::cerr << error << "\n";
   if (!errors.empty()) {
@@ -135,6 +135,12 @@ void serve(warren::Supervisor& supervisor, const Options& options, const sigset_
       try {
         supervisor.reload(loadConfig(options));
         supervisor.metrics().recordReload(true);
+      } catch (const warren::ConfigError& e) {
+        supervisor.metrics().recordReload(false);
+        // One log line per error: the file's errors are many lines.
+        for (const std::string& error : e.errors()) {
+          supervisor.logger().error("reload rejected, the running configuration stays: {}", error);
+        }
       } catch (const std::exception& e) {
         supervisor.metrics().recordReload(false);
         supervisor.logger().error("reload rejected, the running configuration stays: {}", e.what());
@@ -216,7 +222,13 @@ int main(int argc, char** argv) {
     }
     return 0;
   } catch (const warren::ConfigError& e) {
-    std::cerr << "warrend: configuration error: " << e.what() << "\n";
+    // The same list --check-config prints.
+    for (const std::string& error : e.errors()) {
+      std::cerr << "warrend: configuration error: " << error << "\n";
+    }
+    if (e.errors().size() > 1) {
+      std::cerr << "warrend: " << options.config_path << ": " << e.errors().size() << " error(s)\n";
+    }
     return kExitConfig;
   } catch (const std::exception& e) {
     std::cerr << "warrend: " << e.what() << "\n";

@@ -124,6 +124,8 @@ CORPORA = {
                         b"queues:\n  - name: q\n    handler: p\n",
         "not_a_map": b"- 1\n- 2\n",
         "anchors": b"a: &x {b: *x}\n",
+        "stray_comma": b"- 2\n,",
+        "tab_indent": b"plugins:\n\tdir: p\n",
     },
 }
 

@@ -13,9 +13,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <csignal>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 
 namespace warren::test {
 namespace {
@@ -221,6 +223,60 @@ TEST(Warrend, CheckConfigAcceptsAGoodFileAndListsEveryErrorOfABadOne) {
   EXPECT_NE(output.find(": queues[0].handler: "), std::string::npos) << output;
   EXPECT_NE(output.find(": queues[1].options.precision: "), std::string::npos) << output;
   EXPECT_NE(output.find("2 error(s)"), std::string::npos) << output;
+}
+
+// The error lines of `output` about `file` that start with `prefix`, without it.
+std::vector<std::string> errorLines(const std::string& output, const std::string& prefix,
+                                    const std::string& file) {
+  std::vector<std::string> lines;
+  std::istringstream stream(output);
+  for (std::string line; std::getline(stream, line);) {
+    const std::string start = prefix + file + ":";
+    // "FILE:LINE:COLUMN: ...", not the "FILE: N error(s)" line.
+    if (line.starts_with(start) && line.size() > start.size() &&
+        std::isdigit(static_cast<unsigned char>(line[start.size()])) != 0) {
+      lines.push_back(line.substr(prefix.size()));
+    }
+  }
+  return lines;
+}
+
+// --check-config and a start refuse a file with the same list of errors: every
+// mistake of the file, not only the first (the URL ones used to pass the check).
+TEST(Warrend, CheckConfigAndStartReportTheSameEveryError) {
+  const ConfigFile config("mistakes.yaml",
+                          "broker:\n"
+                          "  url: 'amqp://guest:guest@localhost:5672/%2f?heartbeat=5'\n"
+                          "  heartbeat: 10\n"
+                          "plugins:\n"
+                          "  dir: /usr/lib/warren/plugins\n"
+                          "loging:\n"
+                          "  level: debug\n"
+                          "queues:\n"
+                          "  - name: sum\n"
+                          "    handler: sum\n"
+                          "    prefetch: 0\n"
+                          "  - name: echo\n"
+                          "    handler: ../echo\n"
+                          "    consumers: many\n");
+  std::string checked;
+  EXPECT_EQ(exitCodeOf({"--check-config", config.path()}, &checked), 78) << checked;
+  std::string started;
+  EXPECT_EQ(exitCodeOf({"--config", config.path()}, &started), 78) << started;
+
+  const std::vector<std::string> check_errors = errorLines(checked, "", config.path());
+  ASSERT_EQ(check_errors.size(), 6U) << checked;
+  EXPECT_NE(check_errors[0].find(":2:8: broker.url: "), std::string::npos) << checked;
+  EXPECT_NE(check_errors[1].find(":3:14: broker.heartbeat: "), std::string::npos) << checked;
+  EXPECT_NE(check_errors[2].find(":6:1: loging: unknown key"), std::string::npos) << checked;
+  EXPECT_NE(check_errors[3].find(":11:15: queues[0].prefetch: "), std::string::npos) << checked;
+  EXPECT_NE(check_errors[4].find(":13:14: queues[1].handler: "), std::string::npos) << checked;
+  EXPECT_NE(check_errors[5].find(":14:16: queues[1].consumers: "), std::string::npos) << checked;
+  EXPECT_NE(checked.find(config.path() + ": 6 error(s)"), std::string::npos) << checked;
+
+  EXPECT_EQ(errorLines(started, "warrend: configuration error: ", config.path()), check_errors)
+      << started;
+  EXPECT_NE(started.find(config.path() + ": 6 error(s)"), std::string::npos) << started;
 }
 
 TEST(Warrend, TellsSystemdReadyReloadingWatchdogAndStoppingInOrder) {

@@ -71,6 +71,19 @@ TEST(ParseBrokerUrl, RejectsSomethingThatIsNotAUrl) {
   EXPECT_THROW(parseBrokerUrl(""), std::invalid_argument);
 }
 
+// rabbitmq-c accepts both, as the host h1 alone and as a host named "h1,h2".
+TEST(ParseBrokerUrl, RefusesACommaInTheHost) {
+  const std::string why =
+      "' has a ',' in its host: one URL names one broker, amqp://user:password@host:port/vhost";
+  EXPECT_EQ(parseError("amqp://h1:5672,h2:5672/"), "'amqp://h1:5672,h2:5672/" + why);
+  EXPECT_EQ(parseError("amqp://h1,h2/"), "'amqp://h1,h2/" + why);
+  EXPECT_EQ(parseError("amqp://svc:topsecret@h1:5672,h2:5672/%2f"),
+            "'amqp://svc:***@h1:5672,h2:5672/%2f" + why);
+  // A ',' in the password or the vhost is not in the host.
+  EXPECT_EQ(parseBrokerUrl("amqp://svc:top,secret@h1:5672/a,b").password, "top,secret");
+  EXPECT_EQ(parseBrokerUrl("amqp://svc:top,secret@h1:5672/a,b").vhost, "a,b");
+}
+
 TEST(ParseBrokerUrl, RejectsAnotherScheme) {
   EXPECT_THROW(parseBrokerUrl("http://x"), std::invalid_argument);
 }

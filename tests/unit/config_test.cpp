@@ -1,8 +1,18 @@
 // Tests of the configuration parser (daemon/config.cpp) and of parseDuration.
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <array>
+#include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <utility>
@@ -10,6 +20,7 @@
 #include <vector>
 
 #include "config.h"
+#include "config_schema.h"
 #include "duration.h"
 
 namespace warren {
@@ -69,6 +80,8 @@ const char* const kDurationForm =
     "expected a duration with a unit: ms, s, m or h (e.g. 250ms, 10s, 1.5s, 2m, 1h)";
 const char* const kListenForm =
     "HOST:PORT with an IP address, e.g. 127.0.0.1:9464, 0.0.0.0:9464 or [::1]:9464";
+const char* const kIndentHint =
+    ": the keys of one map start in the same column; a value holding ': ' is quoted)";
 const char* const kListenHost =
     "the host must be an IPv4 address (e.g. 127.0.0.1, 0.0.0.0) or an IPv6 address in brackets "
     "(e.g. [::1]); names are not resolved, got ";
@@ -186,6 +199,18 @@ INSTANTIATE_TEST_SUITE_P(
                 "metrics, shutdown, queues), got a sequence"},
         BadFile{"multiple_documents.yaml",
                 "multiple_documents.yaml:8:1: only one YAML document is allowed"},
+        // Tabs and indentation get a plain hint beside yaml-cpp's message.
+        BadFile{"tab_indent.yaml",
+                "tab_indent.yaml:3:5: YAML syntax error: illegal map value (the file contains a "
+                "tab at line 3: YAML indents with spaces)"},
+        BadFile{"bad_indent.yaml",
+                std::string("bad_indent.yaml:6:13: YAML syntax error: illegal map value (check "
+                            "the indentation of line 6") +
+                    kIndentHint},
+        BadFile{"bad_indent_outdent.yaml",
+                std::string("bad_indent_outdent.yaml:7:4: YAML syntax error: end of sequence not "
+                            "found (check the indentation of line 7") +
+                    kIndentHint},
         // Values checked one by one.
         BadFile{"bad_url.yaml", "bad_url.yaml:3:8: broker.url: must start with amqp://"},
         BadFile{"bad_log_level.yaml",
@@ -463,7 +488,12 @@ TEST(ConfigTest, BrokerUrlIsParsedByTheLoader) {
       error_of("amqp://guest:guest@localhost:5672/%2f?heartbeat=5"),
       "inline.yaml:1:15: broker.url: 'amqp://guest:***@localhost:5672/%2f?heartbeat=5" + expected);
   EXPECT_EQ(error_of("amqp://guest:guest@h1:5672,h2:5672/%2f"),
-            "inline.yaml:1:15: broker.url: 'amqp://guest:***@h1:5672,h2:5672/%2f" + expected);
+            "inline.yaml:1:15: broker.url: 'amqp://guest:***@h1:5672,h2:5672/%2f' has a ',' in "
+            "its host: one URL names one broker, amqp://user:password@host:port/vhost");
+  // rabbitmq-c itself takes this one as the host h1 alone.
+  EXPECT_EQ(error_of("amqp://h1:5672,h2:5672/"),
+            "inline.yaml:1:15: broker.url: 'amqp://h1:5672,h2:5672/' has a ',' in its host: one "
+            "URL names one broker, amqp://user:password@host:port/vhost");
   const Config config = parseConfig(
       "broker: {url: 'amqp://u:p@rabbit:5673/jobs'}\nplugins: {dir: /p}\n"
       "queues: [{name: q, handler: h}]\n",
@@ -658,6 +688,179 @@ TEST(ConfigTest, FormatConfigError) {
             "w.yaml:3:7: queues[0].options: bad");
   EXPECT_EQ(formatConfigError("w.yaml", {3, 7}, "", "bad"), "w.yaml:3:7: bad");
   EXPECT_EQ(formatConfigError("/etc/w.yaml", {}, "", "cannot read"), "/etc/w.yaml: cannot read");
+}
+
+// ---------------------------------------------------------------------------
+// Every error of a file, in one pass.
+
+std::vector<std::string> errorsOf(const fs::path& file) {
+  try {
+    loadConfig(file);
+  } catch (const ConfigError& error) {
+    return error.errors();
+  }
+  return {};
+}
+
+TEST(ConfigTest, ReportsEveryErrorOfAFileInOrder) {
+  const fs::path file = configData("six_mistakes.yaml");
+  const std::string at = file.string() + ":";
+  const std::vector<std::string> expected = {
+      at + "3:8: broker.url: must start with amqp://",
+      at + "4:14: broker.heartbeat: " + kDurationForm + ", got '10'",
+      at + "7:1: loging: unknown key; allowed: broker, plugins, logging, metrics, shutdown, queues",
+      at + "10:11: metrics.listen: " + kListenHost + "'localhost'",
+      at + "14:15: queues[0].prefetch: must be between 1 and 65535, got 0",
+      at + "16:14: queues[1].handler: must be a plugin name made of letters, digits, '_' and '-', "
+           "got '../echo'",
+  };
+  EXPECT_EQ(errorsOf(file), expected);
+  // what() holds them all, one per line.
+  std::string joined;
+  for (const std::string& error : expected) joined += (joined.empty() ? "" : "\n") + error;
+  EXPECT_EQ(errorOf(file), joined);
+}
+
+// One bad key does not hide the others of its map, nor a missing one.
+TEST(ConfigTest, ReportsEveryErrorOfOneQueue) {
+  try {
+    parseConfig(
+        "plugins: {dir: /p}\n"
+        "queues:\n"
+        "  - {consumers: 0, prefech: 2, durable: yes, name: amq.q}\n",
+        "inline.yaml");
+    FAIL() << "accepted";
+  } catch (const ConfigError& e) {
+    const std::vector<std::string> expected = {
+        "inline.yaml:3:5: queues[0].handler: required key is missing",
+        "inline.yaml:3:17: queues[0].consumers: must be between 1 and 1000, got 0",
+        std::string("inline.yaml:3:20: queues[0].prefech: unknown key; allowed: ") + kQueueKeys,
+        "inline.yaml:3:41: queues[0].durable: expected true or false, got 'yes'",
+        "inline.yaml:3:52: queues[0].name: names starting with \"amq.\" are reserved by the "
+        "broker",
+    };
+    EXPECT_EQ(e.errors(), expected);
+  }
+}
+
+// A value that depends on a bad one is not judged against it.
+TEST(ConfigTest, ComparesReconnectDelaysOnlyWhenBothAreGood) {
+  EXPECT_EQ(
+      parseErrorOf("broker: {reconnect: {initial_delay: 2s, max_delay: 1}}\n"
+                   "plugins: {dir: /p}\nqueues: [{name: q, handler: h}]\n"),
+      std::string("inline.yaml:1:52: broker.reconnect.max_delay: ") + kDurationForm + ", got '1'");
+}
+
+// Runs parseErrorOf(yaml) in a child process: its message, or nullopt when it
+// did not finish within `limit` (the child is then killed). A loop that
+// allocates is stopped by an address-space limit instead of eating the
+// machine's memory.
+std::optional<std::string> boundedParseErrorOf(const std::string& yaml,
+                                               std::chrono::milliseconds limit) {
+  std::array<int, 2> pipe_fds{};
+  if (::pipe(pipe_fds.data()) != 0) return "pipe failed";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(pipe_fds[0]);
+    const rlimit memory{std::size_t{1} << 31, std::size_t{1} << 31};
+    ::setrlimit(RLIMIT_AS, &memory);
+    const std::string message = parseErrorOf(yaml);
+    const ssize_t written = ::write(pipe_fds[1], message.data(), message.size());
+    ::_exit(written == static_cast<ssize_t>(message.size()) ? 0 : 1);
+  }
+  ::close(pipe_fds[1]);
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  std::string output;
+  bool finished = false;
+  while (!finished) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    pollfd ready{pipe_fds[0], POLLIN, 0};
+    if (left.count() <= 0 || ::poll(&ready, 1, static_cast<int>(left.count())) == 0) break;
+    std::array<char, 4096> buffer{};
+    const ssize_t count = ::read(pipe_fds[0], buffer.data(), buffer.size());
+    if (count <= 0) {
+      finished = true;
+    } else {
+      output.append(buffer.data(), static_cast<std::size_t>(count));
+    }
+  }
+  ::close(pipe_fds[0]);
+  if (!finished) ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (!finished) return std::nullopt;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return "(the loader died, wait status " + std::to_string(status) + "; it ran out of memory?)";
+  }
+  return output;
+}
+
+// yaml-cpp 0.7's YAML::LoadAll() loops forever, allocating, on a ',' after a
+// block sequence; the loader used it to find a second document.
+TEST(ConfigTest, AStrayCommaIsAnErrorNotAHang) {
+  for (const std::string yaml : {"- 2\n,", "- 2\n, 3\n", "plugins: {dir: /p}\n"}) {
+    const std::optional<std::string> message = boundedParseErrorOf(yaml, std::chrono::seconds(20));
+    ASSERT_TRUE(message.has_value()) << "the loader hung on \"" << yaml << '"';
+    if (yaml.starts_with("- 2")) {
+      EXPECT_EQ(*message,
+                "inline.yaml:2:1: YAML syntax error: unexpected ','; a comma separates items only "
+                "inside [ ] or { }");
+    } else {
+      EXPECT_EQ(*message, "inline.yaml:1:1: queues: required key is missing");
+    }
+  }
+}
+
+TEST(ConfigTest, AnEmptySecondDocumentIsASecondDocument) {
+  EXPECT_EQ(parseErrorOf("plugins: {dir: /p}\nqueues: [{name: q, handler: h}]\n---\n"),
+            "inline.yaml:4:1: only one YAML document is allowed");
+  // "..." ends the document; nothing follows it.
+  EXPECT_EQ(parseConfig("plugins: {dir: /p}\nqueues: [{name: q, handler: h}]\n...\n", "x.yaml")
+                .queues.size(),
+            1U);
+}
+
+// ---------------------------------------------------------------------------
+// The schema, and the docs rendered from it.
+
+std::string readText(const fs::path& file) {
+  std::ifstream stream(file);
+  return {std::istreambuf_iterator<char>(stream), std::istreambuf_iterator<char>()};
+}
+
+TEST(ConfigSchemaTest, DocKeyTablesAreRenderedFromTheSchema) {
+  const fs::path doc = dataDir() / ".." / ".." / "docs" / "configuration.md";
+  const std::string text = readText(doc);
+  ASSERT_FALSE(text.empty()) << doc;
+  EXPECT_EQ(withKeyTables(text), text)
+      << "docs/configuration.md differs from daemon/config_schema.cpp; rewrite its key tables "
+         "with: build/daemon/config_doc docs/configuration.md";
+}
+
+TEST(ConfigSchemaTest, EverySectionNeedsItsDocTable) {
+  EXPECT_THROW(withKeyTables("no tables"), std::invalid_argument);
+  EXPECT_THROW(withKeyTables("<!-- keys: nope -->\n<!-- end keys -->\n"), std::invalid_argument);
+  EXPECT_THROW(withKeyTables("<!-- keys: broker -->\n"), std::invalid_argument);
+  std::string all;
+  for (const SectionSpec& section : configSchema()) {
+    all += "<!-- keys: " + std::string(section.path) + " -->\nold\n<!-- end keys -->\n";
+  }
+  EXPECT_EQ(withKeyTables(all), renderKeyTables());
+}
+
+// Defaults are read from config.h, the one place that sets them.
+TEST(ConfigSchemaTest, DefaultsAreTheLoadersDefaults) {
+  const std::string table = renderKeyTable(schemaSection("broker.reconnect"));
+  EXPECT_NE(table.find("| `broker.reconnect.max_delay` | duration | `" +
+                       formatDuration(ReconnectConfig{}.max_delay) + "` | 0s to 1h |"),
+            std::string::npos)
+      << table;
+  const std::string queues = renderKeyTable(schemaSection("queues[]"));
+  EXPECT_NE(queues.find("| `name` | string | required | 1 to 255 bytes |"), std::string::npos)
+      << queues;
+  EXPECT_NE(queues.find("| `consumers` | integer | `5` | 1 to 1000 |"), std::string::npos)
+      << queues;
 }
 
 // ---------------------------------------------------------------------------
