@@ -88,7 +88,7 @@ class AmqpConnection {
                const amqp_basic_properties_t* properties, std::string_view body, bool mandatory);
   void ack(amqp_channel_t channel, std::uint64_t delivery_tag);
   // One heartbeat frame, for a connection nobody reads for a while (see
-  // daemon/parked_connection.h). False when the send failed.
+  // daemon/engine/parked_connection.h). False when the send failed.
   bool sendHeartbeat() noexcept;
   void reject(amqp_channel_t channel, std::uint64_t delivery_tag, bool requeue);
 

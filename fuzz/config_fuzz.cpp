@@ -1,5 +1,5 @@
 // Fuzzes the configuration loader with arbitrary YAML text. parseConfig()
-// promises to throw ConfigError and nothing else (daemon/config.h); any other
+// promises to throw ConfigError and nothing else (daemon/config/config.h); any other
 // exception escapes and is reported as a crash.
 //
 // Inputs with a ',' outside [ ] or { } (e.g. "- 2\n,") used to be skipped:

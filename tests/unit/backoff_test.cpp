@@ -1,4 +1,4 @@
-// Tests of the capped exponential backoff with jitter (daemon/backoff.cpp).
+// Tests of the capped exponential backoff with jitter (amqp/backoff.cpp).
 // The jitter is random, so each property is checked over many samples.
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-// Tests of broker URL parsing and redaction (daemon/broker_url.cpp).
+// Tests of broker URL parsing and redaction (amqp/broker_url.cpp).
 #include <gtest/gtest.h>
 
 #include <iterator>

@@ -1,4 +1,4 @@
-// Tests of the configuration parser (daemon/config.cpp) and of parseDuration.
+// Tests of the configuration parser (daemon/config/config.cpp) and of parseDuration.
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/resource.h>
@@ -834,8 +834,9 @@ TEST(ConfigSchemaTest, DocKeyTablesAreRenderedFromTheSchema) {
   const std::string text = readText(doc);
   ASSERT_FALSE(text.empty()) << doc;
   EXPECT_EQ(withKeyTables(text), text)
-      << "docs/configuration.md differs from daemon/config_schema.cpp; rewrite its key tables "
-         "with: build/daemon/config_doc docs/configuration.md";
+      << "docs/configuration.md differs from daemon/config/config_schema.cpp; rewrite its key "
+         "tables "
+         "with: build/daemon/config/config_doc docs/configuration.md";
 }
 
 TEST(ConfigSchemaTest, EverySectionNeedsItsDocTable) {

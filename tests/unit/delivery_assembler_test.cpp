@@ -1,4 +1,4 @@
-// Tests of the frame-by-frame message assembler (daemon/delivery_assembler.cpp).
+// Tests of the frame-by-frame message assembler (amqp/delivery_assembler.cpp).
 // Frames are built by hand, as rabbitmq-c's amqp_simple_wait_frame() hands them over.
 #include <gtest/gtest.h>
 

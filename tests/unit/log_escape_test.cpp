@@ -1,4 +1,4 @@
-// Tests of escapeForLog (daemon/log_escape.cpp).
+// Tests of escapeForLog (daemon/engine/log_escape.cpp).
 #include <gtest/gtest.h>
 
 #include <string>

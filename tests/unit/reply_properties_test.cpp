@@ -1,4 +1,4 @@
-// Tests of the AMQP properties of replies (daemon/reply_properties.cpp).
+// Tests of the AMQP properties of replies (daemon/engine/reply_properties.cpp).
 #include <gtest/gtest.h>
 
 #include <amqp.h>

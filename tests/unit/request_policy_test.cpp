@@ -1,4 +1,4 @@
-// Tests of what warrend does with a delivery (daemon/request_policy.cpp),
+// Tests of what warrend does with a delivery (daemon/engine/request_policy.cpp),
 // without a broker.
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-// Tests of ServiceNotifier (daemon/service_notifier.cpp): the test plays
+// Tests of ServiceNotifier (daemon/notify/service_notifier.cpp): the test plays
 // systemd, with its own datagram socket as $NOTIFY_SOCKET, and reads back the
 // exact messages in the order they were sent.
 #include <gtest/gtest.h>
