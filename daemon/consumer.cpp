@@ -17,8 +17,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The one channel of a consumer's connection.
+// A consumer's channels: requests, their acks and transient replies on one;
+// persistent replies on the other, in confirm mode (see publishReply()).
 constexpr amqp_channel_t kChannel = 1;
+constexpr amqp_channel_t kConfirmChannel = 2;
 
 // warren_requests_in_progress up when a request arrives; when its handling
 // ends, however it ends, down again, and `lost` when the handling finished
@@ -118,8 +120,8 @@ void Consumer::run() {
     bool misconfigured = false;  // the broker refuses what the config asks for
     bool was_consuming = false;
     try {
-      // Connecting, then five synchronous calls to open the session.
-      expectTurnWithin(options.connect_timeout + 5 * options.rpc_timeout);
+      // Connecting, then six synchronous calls to open the session.
+      expectTurnWithin(options.connect_timeout + 6 * options.rpc_timeout);
       rt_.metrics->connectionAttempt();
       AmqpConnection connection(rt_.broker.address, options);
       try {
@@ -183,8 +185,10 @@ void Consumer::run() {
 void Consumer::openSession(AmqpConnection& connection) {
   const QueueConfig& queue = rt_.queue;
   connection.openChannel(kChannel);
-  connection.confirmSelect(kChannel);
+  connection.openChannel(kConfirmChannel);
+  connection.confirmSelect(kConfirmChannel);
   unconfirmed_.clear();
+  transient_replies_.clear();
   next_sequence_ = 1;
   declare_refused_ = false;
   try {
@@ -274,6 +278,13 @@ bool Consumer::handleFrame(AmqpConnection& connection, const amqp_frame_t& frame
     }
     return true;
   }
+  if (frame.frame_type == AMQP_FRAME_METHOD &&
+      frame.payload.method.id == AMQP_BASIC_DELIVER_METHOD && !transient_replies_.empty()) {
+    // With prefetch 1 the broker sends the next delivery only after it took
+    // the ack that followed the last transient reply: those were accepted.
+    for (const std::uint64_t identity : transient_replies_) rt_.replies.settled(index_, identity);
+    transient_replies_.clear();
+  }
   if (assembler_.beginIfContentMethod(frame)) return true;
   if (frame.frame_type != AMQP_FRAME_METHOD) return true;  // heartbeats are the library's
 
@@ -286,11 +297,13 @@ bool Consumer::handleFrame(AmqpConnection& connection, const amqp_frame_t& frame
                       "the broker cancelled the consumer (was queue '" + rt_.queue.name +
                           "' deleted?); declaring it and consuming again");
     case AMQP_BASIC_ACK_METHOD: {
+      if (frame.channel != kConfirmChannel) return true;
       const auto* ack = static_cast<const amqp_basic_ack_t*>(method.decoded);
       confirmReplies(connection, ack->delivery_tag, ack->multiple != 0, /*taken=*/true);
       return true;
     }
     case AMQP_BASIC_NACK_METHOD: {
+      if (frame.channel != kConfirmChannel) return true;
       const auto* nack = static_cast<const amqp_basic_nack_t*>(method.decoded);
       confirmReplies(connection, nack->delivery_tag, nack->multiple != 0, /*taken=*/false);
       return true;
@@ -361,7 +374,9 @@ void Consumer::confirmReplies(AmqpConnection& connection, std::uint64_t sequence
 
 void Consumer::markReturned(const InboundMessage& returned) {
   // The broker sends a basic.return before the confirm of that publish;
-  // the confirm then says what to do with the request.
+  // the confirm then says what to do with the request. (A transient
+  // reply's request was acked with it.)
+  if (returned.channel != kConfirmChannel) return;
   const std::uint64_t identity = replyIdentity(returned.routing_key, returned.correlation_id);
   for (UnconfirmedReply& reply : unconfirmed_) {
     if (reply.identity == identity && !reply.returned) {
@@ -384,6 +399,7 @@ void Consumer::checkConfirmDeadline() const {
 void Consumer::settleReplies() {
   rt_.replies.settled(index_);
   unconfirmed_.clear();
+  transient_replies_.clear();
 }
 
 void Consumer::rememberRefusedReplies(int code, const std::string& close_detail) {
@@ -395,16 +411,20 @@ void Consumer::rememberRefusedReplies(int code, const std::string& close_detail)
   }
   // The broker fails a publish it cannot take by closing the channel or the
   // whole connection: the request comes back redelivered and its reply
-  // would fail the same way, forever. The replies it had not confirmed are
-  // refused; their redeliveries are not answered again (decide()).
-  if (!unconfirmed_.empty()) {
+  // would fail the same way, forever. The replies it had not yet shown it
+  // took (persistent ones not confirmed, transient ones published since the
+  // last delivery) are refused; their redeliveries are not answered again
+  // (decide()).
+  const std::size_t unsettled = unconfirmed_.size() + transient_replies_.size();
+  if (unsettled > 0) {
     rt_.logger->warn(
-        "consumer {}: the broker closed with {} reply publish(es) unconfirmed ({}); their "
-        "requests are not answered again when redelivered",
-        index_ + 1, unconfirmed_.size(), close_detail);
+        "consumer {}: the broker closed after {} reply publish(es) it had not confirmed ({}); "
+        "their requests are not answered again when redelivered",
+        index_ + 1, unsettled, close_detail);
   }
   rt_.replies.refused(index_);
   unconfirmed_.clear();
+  transient_replies_.clear();
 }
 
 bool Consumer::handleMessage(AmqpConnection& connection, InboundMessage message) {
@@ -535,20 +555,35 @@ void Consumer::publishReply(AmqpConnection& connection, const InboundMessage& me
                                    message.persistent ? ReplyProperties::Persistence::kPersistent
                                                       : ReplyProperties::Persistence::kTransient);
   const std::string error_body = reply.error ? errorReplyBody(*reply.error) : std::string();
-  // The request is acked once the broker confirmed the reply
-  // (confirmReplies()): a connection lost or a broker stopped in between
-  // means the request is redelivered and answered again, never acked
-  // unanswered. Not waited for here: the confirm is read with the next frames.
   // Known as published before it is: a redelivery reaching another consumer
   // meanwhile waits for what the broker makes of it.
   const std::uint64_t identity = replyIdentity(message.reply_to, message.correlation_id);
   rt_.replies.published(index_, identity);
-  unconfirmed_.push_back(
-      UnconfirmedReply{next_sequence_++, message.delivery_tag, identity, Clock::now()});
+  const std::string_view body =
+      reply.error ? std::string_view(error_body) : std::string_view(reply.body);
+  const bool mandatory = !isDirectReplyTo(message.reply_to);
   try {
-    connection.publish(message.channel, message.reply_to, properties.get(),
-                       reply.error ? std::string_view(error_body) : std::string_view(reply.body),
-                       /*mandatory=*/!isDirectReplyTo(message.reply_to));
+    if (message.persistent) {
+      // A persistent request survives a broker restart, so must its answer:
+      // the request is acked once the broker confirmed the reply
+      // (confirmReplies()). A connection lost or a broker stopped in between
+      // means the request is redelivered and answered again, never acked
+      // unanswered. Not waited for here: the confirm is read with the next
+      // frames.
+      unconfirmed_.push_back(
+          UnconfirmedReply{next_sequence_++, message.delivery_tag, identity, Clock::now()});
+      connection.publish(kConfirmChannel, message.reply_to, properties.get(), body, mandatory);
+    } else {
+      // A transient request: reply, then ack, on the same channel. AMQP
+      // keeps their order, so a lost connection means a redelivery, never
+      // an ack without a reply; what could still lose the reply once the
+      // broker has both (its restart) loses transient replies and requests
+      // alike, confirmed or not. A confirm would buy nothing and cost a
+      // broker round trip per call (docs/performance.md).
+      transient_replies_.push_back(identity);
+      connection.publish(kChannel, message.reply_to, properties.get(), body, mandatory);
+      connection.ack(kChannel, message.delivery_tag);
+    }
   } catch (const AmqpError&) {
     ++rt_.counters.reply_failures;
     rt_.metrics->replyPublishFailed();

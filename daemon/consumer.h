@@ -1,7 +1,9 @@
-// One consumer of a queue: its own connection, one channel with prefetch P,
-// manual acks and publisher confirms, and one thread that reads each
-// request, runs the handler, publishes the reply, and acks the request once
-// the broker confirmed the reply (read in the same frame loop as the
+// One consumer of a queue: its own connection, a channel with prefetch P and
+// manual acks, a second one with publisher confirms, and one thread that
+// reads each request, runs the handler and publishes the reply. A transient
+// request is acked right after its reply, on the same channel; a persistent
+// request's reply goes out on the confirm channel and the request is acked
+// once the broker confirmed it (read in the same frame loop as the
 // deliveries: no round trip is waited for on the way).
 //
 // The handler runs on the thread that read the request: a request costs no
@@ -38,6 +40,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace warren {
 
@@ -154,7 +157,10 @@ class Consumer : public std::enable_shared_from_this<Consumer> {
     bool returned = false;  // the broker returned it: nobody will read it
   };
   std::deque<UnconfirmedReply> unconfirmed_;
-  std::uint64_t next_sequence_ = 1;  // of this session's channel
+  std::uint64_t next_sequence_ = 1;  // of this session's confirm channel
+  // Transient replies published (and their requests acked) since the last
+  // delivery (RefusedReplies::published).
+  std::vector<std::uint64_t> transient_replies_;
   // What the request being handled ended in; none yet: `lost`.
   std::optional<Outcome> outcome_;
   // The broker refused this session's queue.declare (406, 403).

@@ -226,10 +226,11 @@ TEST(Delivery, AReplyHasThePersistenceOfItsRequest) {
   caller.deleteQueue("modes_replies");
 }
 
-// The broker refuses the reply (basic.nack: the caller's queue is full and
-// rejects publishes), or returns it (no such queue): the request is
-// answered at most once, then goes to the dead-letter target, never back
-// to the queue, and the consumer stays connected.
+// The broker refuses the reply to a persistent request (basic.nack: the
+// caller's queue is full and rejects publishes), or returns it (no such
+// queue): the request is answered at most once, then goes to the
+// dead-letter target, never back to the queue, and the consumer stays
+// connected.
 TEST(Delivery, ARefusedOrReturnedReplySendsItsRequestToTheDeadLetterTarget) {
   const std::string queue = "sum_nacked";
   const std::string dead = "sum_nacked_dead";
@@ -250,9 +251,9 @@ TEST(Delivery, ARefusedOrReturnedReplySendsItsRequestToTheDeadLetterTarget) {
   CarefulCaller full_caller(broker().port(), "full_replies",
                             amqp_table_t{static_cast<int>(full.size()), full.data()},
                             /*durable=*/false);
-  full_caller.send(queue, "1,1", "nacked", /*persistent=*/false);
+  full_caller.send(queue, "1,1", "nacked", /*persistent=*/true);
   ASSERT_TRUE(full_caller.waitConfirmed(std::chrono::seconds(10)));
-  caller.send(queue, "2,2", "returned", /*persistent=*/false, "no_such_reply_queue");
+  caller.send(queue, "2,2", "returned", /*persistent=*/true, "no_such_reply_queue");
   ASSERT_TRUE(caller.waitConfirmed(std::chrono::seconds(10)));
   ASSERT_TRUE(daemon.log().waitFor("refused (basic.nack) a reply", std::chrono::seconds(20)));
   ASSERT_TRUE(
