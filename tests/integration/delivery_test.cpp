@@ -279,6 +279,96 @@ TEST(Delivery, ARefusedOrReturnedReplySendsItsRequestToTheDeadLetterTarget) {
   caller.deleteQueue(dead);
 }
 
+// Suspends a queue's Erlang process: the broker can route to it but not
+// confirm what it routed there until resume() (or destruction).
+class SuspendedQueue {
+ public:
+  explicit SuspendedQueue(std::string queue) : queue_(std::move(queue)) { call("suspend"); }
+  ~SuspendedQueue() { resume(); }
+  SuspendedQueue(const SuspendedQueue&) = delete;
+  SuspendedQueue& operator=(const SuspendedQueue&) = delete;
+  void resume() {
+    if (suspended_) call("resume");
+    suspended_ = false;
+  }
+
+ private:
+  void call(const std::string& what) {
+    broker().ctl("eval '{ok, Q} = rabbit_amqqueue:lookup(rabbit_misc:r(<<\"/\">>, queue, <<\"" +
+                 queue_ + "\">>)), sys:" + what + "(amqqueue:get_pid(Q)).'");
+  }
+  std::string queue_;
+  bool suspended_ = true;
+};
+
+// "[ready,unacked,consumers]" of one queue, asking only that queue's
+// process (list_queues would wait for a suspended one).
+std::string queueCounts(const std::string& queue) {
+  std::string out = broker().ctl(
+      "eval '{ok, Q} = rabbit_amqqueue:lookup(rabbit_misc:r(<<\"/\">>, queue, <<\"" + queue +
+      "\">>)), [V || {_, V} <- rabbit_amqqueue:info(Q, [messages_ready, "
+      "messages_unacknowledged, consumers])].'");
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
+
+// The request stays unacked while its reply waits for the broker's confirm,
+// and is acked once the confirm comes.
+TEST(Delivery, APersistentRequestIsAckedOnlyOnceItsReplyIsConfirmed) {
+  const std::string queue = "sum_unconfirmed";
+  const std::string replies = "sum_unconfirmed_replies";
+  RunningDaemon daemon(daemonYaml(broker().port(), sumQueue(queue, 1, "    durable: true\n")));
+  CarefulCaller caller(broker().port(), replies, amqp_empty_table, /*durable=*/true);
+  SuspendedQueue suspended(replies);
+  caller.send(queue, "20,22", "held", /*persistent=*/true);
+  ASSERT_TRUE(caller.waitConfirmed(std::chrono::seconds(10)));
+  const QueueCounters& counters = daemon.counters(queue);
+  ASSERT_TRUE(waitUntil([&] { return counters.replied.load() == 1; }, std::chrono::seconds(10)));
+  // Published, not confirmed: the request is still the broker's, unacked.
+  EXPECT_EQ(queueCounts(queue), "[0,1,1]");
+  suspended.resume();
+  caller.consumeReplies();
+  const auto reply = caller.receive(std::chrono::seconds(10));
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->correlation_id, "held");
+  EXPECT_EQ(reply->body, "42");
+  EXPECT_TRUE(waitUntil([&] { return queueCounts(queue) == "[0,0,1]"; }, std::chrono::seconds(10)))
+      << queueCounts(queue);
+  EXPECT_EQ(counters.sessions_lost.load(), 0u);
+  daemon.stop();
+  caller.deleteQueue(replies);
+  caller.deleteQueue(queue);
+}
+
+// A confirm that never comes is not waited for forever: after the broker-call
+// timeout (10 s) the consumer gives up its connection, the broker
+// redelivers the request, and it is answered once the reply queue takes
+// replies again (a duplicate reply or more: at least once).
+TEST(Delivery, AReplyNeverConfirmedGivesUpTheConnectionAndTheRequestIsAnsweredAgain) {
+  const std::string queue = "sum_never_confirmed";
+  const std::string replies = "sum_never_confirmed_replies";
+  RunningDaemon daemon(daemonYaml(broker().port(), sumQueue(queue, 1, "    durable: true\n")));
+  CarefulCaller caller(broker().port(), replies, amqp_empty_table, /*durable=*/true);
+  {
+    SuspendedQueue suspended(replies);
+    caller.send(queue, "1,2", "late", /*persistent=*/true);
+    ASSERT_TRUE(caller.waitConfirmed(std::chrono::seconds(10)));
+    ASSERT_TRUE(daemon.log().waitFor("the broker confirmed none of 1 reply publish(es) within",
+                                     std::chrono::seconds(30)));
+  }
+  caller.consumeReplies();
+  const auto reply = caller.receive(std::chrono::seconds(20));
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->correlation_id, "late");
+  EXPECT_EQ(reply->body, "3");
+  EXPECT_TRUE(waitUntil([&] { return queueCounts(queue) == "[0,0,1]"; }, std::chrono::seconds(20)))
+      << queueCounts(queue);
+  EXPECT_GE(daemon.counters(queue).sessions_lost.load(), 1u);
+  daemon.stop();
+  caller.deleteQueue(replies);
+  caller.deleteQueue(queue);
+}
+
 // Persistent requests on a durable queue, each confirmed by the broker, a
 // durable reply queue, and graceful broker restarts while warrend answers:
 // every confirmed request is answered (duplicates are allowed: at least
