@@ -340,6 +340,38 @@ TEST(Delivery, APersistentRequestIsAckedOnlyOnceItsReplyIsConfirmed) {
   caller.deleteQueue(queue);
 }
 
+// With prefetch above 1 several replies wait for their confirms at once,
+// and the broker confirms them several at a time (`multiple`): each
+// request is acked once, after its own reply, and answered exactly once.
+TEST(Delivery, WithPrefetchAboveOneEveryPersistentRequestIsAnsweredOnceAndAcked) {
+  const std::string queue = "sum_prefetch";
+  const std::string replies = "sum_prefetch_replies";
+  constexpr int kCalls = 600;
+  RunningDaemon daemon(
+      daemonYaml(broker().port(), sumQueue(queue, 2, "    durable: true\n    prefetch: 25\n")));
+  CarefulCaller caller(broker().port(), replies, amqp_empty_table, /*durable=*/true);
+  caller.consumeReplies();
+  for (int i = 0; i < kCalls; ++i) {
+    caller.send(queue, std::to_string(i) + ",1", std::to_string(i), /*persistent=*/true);
+  }
+  std::map<std::string, int> received;
+  while (received.size() < static_cast<std::size_t>(kCalls)) {
+    const auto reply = caller.receive(std::chrono::seconds(20));
+    ASSERT_TRUE(reply) << received.size() << " of " << kCalls << " answered";
+    EXPECT_EQ(reply->body, std::to_string(std::stoi(reply->correlation_id) + 1));
+    ++received[reply->correlation_id];
+  }
+  EXPECT_TRUE(waitUntil([&] { return queueCounts(queue) == "[0,0,2]"; }, std::chrono::seconds(20)))
+      << queueCounts(queue);
+  for (const auto& [id, count] : received) EXPECT_EQ(count, 1) << id;
+  // No session lost, so no request delivered twice: no reply can follow.
+  EXPECT_EQ(daemon.counters(queue).sessions_lost.load(), 0u);
+  EXPECT_EQ(daemon.counters(queue).handled.load(), static_cast<std::uint64_t>(kCalls));
+  daemon.stop();
+  caller.deleteQueue(replies);
+  caller.deleteQueue(queue);
+}
+
 // A confirm that never comes is not waited for forever: after the broker-call
 // timeout (10 s) the consumer gives up its connection, the broker
 // redelivers the request, and it is answered once the reply queue takes
