@@ -162,6 +162,11 @@ void AmqpConnection::setPrefetch(amqp_channel_t channel, std::uint16_t prefetch)
   check(amqp_get_rpc_reply(state_), "basic.qos", channel);
 }
 
+void AmqpConnection::confirmSelect(amqp_channel_t channel) {
+  amqp_confirm_select(state_, channel);
+  check(amqp_get_rpc_reply(state_), "confirm.select", channel);
+}
+
 void AmqpConnection::declareQueue(amqp_channel_t channel, const QueueDeclaration& queue) {
   std::vector<amqp_table_entry_t> entries;
   if (queue.arguments != nullptr) {

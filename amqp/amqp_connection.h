@@ -76,6 +76,11 @@ class AmqpConnection {
 
   void openChannel(amqp_channel_t channel);
   void setPrefetch(amqp_channel_t channel, std::uint16_t prefetch);
+  // Publisher confirms on `channel`: from now on the broker answers every
+  // publish there, numbered from 1, with basic.ack (it took the message:
+  // routed, and written to disk where it is persistent and its queue
+  // durable) or basic.nack, read as frames like any other.
+  void confirmSelect(amqp_channel_t channel);
   void declareQueue(amqp_channel_t channel, const QueueDeclaration& queue);
   // A server-named queue, exclusive to this connection and deleted with it.
   std::string declareExclusiveQueue(amqp_channel_t channel);

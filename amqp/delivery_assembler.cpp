@@ -130,6 +130,9 @@ std::optional<InboundMessage> DeliveryAssembler::feed(const amqp_frame_t& frame)
     if (properties->_flags & AMQP_BASIC_HEADERS_FLAG) {
       message.headers = textHeaders(properties->headers);
     }
+    constexpr std::uint8_t kPersistent = 2;
+    message.persistent = (properties->_flags & AMQP_BASIC_DELIVERY_MODE_FLAG) != 0 &&
+                         properties->delivery_mode == kPersistent;
     message.body_too_large = message.body_size > max_body_bytes_;
     if (!message.body_too_large) message.body.reserve(message.body_size);
     return finishIfComplete(pending);

@@ -34,6 +34,7 @@ struct InboundMessage {
   std::string reply_to;
   std::string content_type;
   bool has_reply_to = false;
+  bool persistent = false;                                   // delivery_mode 2
   std::vector<std::pair<std::string, std::string>> headers;  // text values only
   // Content.
   std::uint64_t body_size = 0;  // as declared by the content header

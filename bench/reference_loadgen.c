@@ -39,7 +39,8 @@ typedef struct {
   long calls;      /* measured calls, when duration is 0 */
   double duration; /* seconds of measured run, or 0 */
   long warmup;
-  int direct; /* reply mode: 1 = direct reply-to, 0 = exclusive queue */
+  int direct;     /* reply mode: 1 = direct reply-to, 0 = exclusive queue */
+  int persistent; /* requests with delivery_mode 2 */
 } options_t;
 
 /* One call in flight. Its correlation id is "<slot>-<seq>", so a reply finds
@@ -93,7 +94,7 @@ static void usage(void) {
   fprintf(stderr,
           "usage: reference_loadgen [--host H] [--port P] [--queue Q] [--concurrency C]\n"
           "         [--calls N | --duration SECONDS] [--warmup N] "
-          "[--reply-mode exclusive|direct]\n");
+          "[--reply-mode exclusive|direct] [--persistent 0|1]\n");
 }
 
 static int parse_option(const char* flag, const char* value, options_t* opts, int* have_calls) {
@@ -117,6 +118,9 @@ static int parse_option(const char* flag, const char* value, options_t* opts, in
     if (end == value || *end != '\0' || !(opts->duration > 0 && opts->duration < 1e6)) return -1;
   } else if (strcmp(flag, "--warmup") == 0) {
     if (parse_long(value, 0, 1000000000, &opts->warmup) != 0) return -1;
+  } else if (strcmp(flag, "--persistent") == 0) {
+    if (parse_long(value, 0, 1, &n) != 0) return -1;
+    opts->persistent = (int)n;
   } else if (strcmp(flag, "--reply-mode") == 0) {
     if (strcmp(value, "exclusive") == 0) {
       opts->direct = 0;
@@ -132,7 +136,7 @@ static int parse_option(const char* flag, const char* value, options_t* opts, in
 }
 
 static int parse_args(int argc, char** argv, options_t* opts) {
-  *opts = (options_t){"127.0.0.1", 5672, "sum", 64, 20000, 0, 1000, 0};
+  *opts = (options_t){"127.0.0.1", 5672, "sum", 64, 20000, 0, 1000, 0, 0};
   int have_calls = 0;
   for (int i = 1; i < argc; i += 2) {
     if (i + 1 >= argc || parse_option(argv[i], argv[i + 1], opts, &have_calls) != 0) return -1;
@@ -288,6 +292,10 @@ static int send_request(run_t* run, int index) {
   props._flags = AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG;
   props.reply_to = run->reply_to;
   props.correlation_id = (amqp_bytes_t){(size_t)id_len, id};
+  if (run->opts->persistent) {
+    props._flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
+    props.delivery_mode = 2;
+  }
 
   int64_t sent = now_ns();
   int status =

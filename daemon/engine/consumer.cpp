@@ -6,6 +6,7 @@
 
 #include <poll.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <optional>
@@ -15,6 +16,11 @@ namespace warren {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// A consumer's channels: requests, their acks and transient replies on one;
+// persistent replies on the other, in confirm mode (see publishReply()).
+constexpr amqp_channel_t kChannel = 1;
+constexpr amqp_channel_t kConfirmChannel = 2;
 
 // warren_requests_in_progress up when a request arrives; when its handling
 // ends, however it ends, down again, and `lost` when the handling finished
@@ -114,8 +120,8 @@ void Consumer::run() {
     bool misconfigured = false;  // the broker refuses what the config asks for
     bool was_consuming = false;
     try {
-      // Connecting, then four synchronous calls to open the session.
-      expectTurnWithin(options.connect_timeout + 4 * options.rpc_timeout);
+      // Connecting, then six synchronous calls to open the session.
+      expectTurnWithin(options.connect_timeout + 6 * options.rpc_timeout);
       rt_.metrics->connectionAttempt();
       AmqpConnection connection(rt_.broker.address, options);
       try {
@@ -178,8 +184,12 @@ void Consumer::run() {
 
 void Consumer::openSession(AmqpConnection& connection) {
   const QueueConfig& queue = rt_.queue;
-  constexpr amqp_channel_t kChannel = 1;
   connection.openChannel(kChannel);
+  connection.openChannel(kConfirmChannel);
+  connection.confirmSelect(kConfirmChannel);
+  unconfirmed_.clear();
+  transient_replies_.clear();
+  next_sequence_ = 1;
   declare_refused_ = false;
   try {
     connection.declareQueue(
@@ -218,13 +228,24 @@ Consumer::SessionEnd Consumer::serve(AmqpConnection& connection) {
       more = connection.hasBufferedInput();
       if (!draining && rt_.stop.requested()) break;
     }
-    // Cancelled, and every delivery that came before the cancel-ok handed
-    // back: nothing more arrives on this consumer.
-    if (draining && !connection.hasBufferedInput()) return SessionEnd::kDrained;
+    // Cancelled, every delivery that came before the cancel-ok handed back,
+    // and every reply confirmed (its request acked): nothing more arrives.
+    if (draining && !connection.hasBufferedInput() && unconfirmed_.empty()) {
+      return SessionEnd::kDrained;
+    }
     if (more) continue;
+    // Everything the broker sent so far is read: a confirm still missing is late.
+    checkConfirmDeadline();
 
+    auto wait = interval;
+    if (!unconfirmed_.empty()) {
+      const auto due = unconfirmed_.front().published + rt_.broker.connection.rpc_timeout;
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(due - Clock::now()) +
+                        std::chrono::milliseconds(1);
+      wait = std::clamp(left, std::chrono::milliseconds(1), interval);
+    }
     std::array<pollfd, 2> fds{pollfd{connection.fd(), POLLIN, 0}, pollfd{rt_.stop.fd(), POLLIN, 0}};
-    const int ready = ::poll(fds.data(), fds.size(), static_cast<int>(interval.count()));
+    const int ready = ::poll(fds.data(), fds.size(), static_cast<int>(wait.count()));
     if (ready < 0 && errno != EINTR) {
       throw AmqpError(AmqpError::Scope::kConnection, 0, "poll failed");
     }
@@ -247,7 +268,7 @@ Consumer::SessionEnd Consumer::serve(AmqpConnection& connection) {
 void Consumer::cancelConsumer(AmqpConnection& connection) {
   // Deliveries that arrive before the cancel-ok are kept by rabbitmq-c and
   // read next: handleMessage() hands them back to the queue.
-  connection.cancel(1, consumer_tag_);
+  connection.cancel(kChannel, consumer_tag_);
 }
 
 bool Consumer::handleFrame(AmqpConnection& connection, const amqp_frame_t& frame) {
@@ -258,10 +279,11 @@ bool Consumer::handleFrame(AmqpConnection& connection, const amqp_frame_t& frame
     return true;
   }
   if (frame.frame_type == AMQP_FRAME_METHOD &&
-      frame.payload.method.id == AMQP_BASIC_DELIVER_METHOD) {
+      frame.payload.method.id == AMQP_BASIC_DELIVER_METHOD && !transient_replies_.empty()) {
     // With prefetch 1 the broker sends the next delivery only after it took
-    // the ack that followed the last reply: those replies were accepted.
-    if (published_replies_ > 0) settleReplies();
+    // the ack that followed the last transient reply: those were accepted.
+    for (const std::uint64_t identity : transient_replies_) rt_.replies.settled(index_, identity);
+    transient_replies_.clear();
   }
   if (assembler_.beginIfContentMethod(frame)) return true;
   if (frame.frame_type != AMQP_FRAME_METHOD) return true;  // heartbeats are the library's
@@ -274,17 +296,29 @@ bool Consumer::handleFrame(AmqpConnection& connection, const amqp_frame_t& frame
       throw AmqpError(AmqpError::Scope::kChannel, 0,
                       "the broker cancelled the consumer (was queue '" + rt_.queue.name +
                           "' deleted?); declaring it and consuming again");
+    case AMQP_BASIC_ACK_METHOD: {
+      if (frame.channel != kConfirmChannel) return true;
+      const auto* ack = static_cast<const amqp_basic_ack_t*>(method.decoded);
+      confirmReplies(connection, ack->delivery_tag, ack->multiple != 0, /*taken=*/true);
+      return true;
+    }
+    case AMQP_BASIC_NACK_METHOD: {
+      if (frame.channel != kConfirmChannel) return true;
+      const auto* nack = static_cast<const amqp_basic_nack_t*>(method.decoded);
+      confirmReplies(connection, nack->delivery_tag, nack->multiple != 0, /*taken=*/false);
+      return true;
+    }
     case AMQP_CHANNEL_CLOSE_METHOD: {
       const std::string detail = describeBrokerClose(method);
-      rememberRefusedReplies(detail);
       const int code = static_cast<const amqp_channel_close_t*>(method.decoded)->reply_code;
+      rememberRefusedReplies(code, detail);
       connection.confirmChannelClose(frame.channel);
       throw AmqpError(AmqpError::Scope::kChannel, code, "the broker closed the channel: " + detail);
     }
     case AMQP_CONNECTION_CLOSE_METHOD: {
       const std::string detail = describeBrokerClose(method);
-      rememberRefusedReplies(detail);
       const int code = static_cast<const amqp_connection_close_t*>(method.decoded)->reply_code;
+      rememberRefusedReplies(code, detail);
       connection.confirmConnectionClose();
       throw AmqpError(AmqpError::Scope::kConnection, code,
                       "the broker closed the connection: " + detail);
@@ -307,30 +341,96 @@ bool Consumer::handleFrame(AmqpConnection& connection, const amqp_frame_t& frame
   }
 }
 
-void Consumer::settleReplies() {
-  rt_.replies.settled(index_);
-  published_replies_ = 0;
+void Consumer::confirmReplies(AmqpConnection& connection, std::uint64_t sequence, bool multiple,
+                              bool taken) {
+  for (auto it = unconfirmed_.begin(); it != unconfirmed_.end();) {
+    if (it->sequence > sequence) break;
+    if (!multiple && it->sequence != sequence) {
+      ++it;
+      continue;
+    }
+    rt_.replies.settled(index_, it->identity);
+    if (taken && !it->returned) {
+      connection.ack(kChannel, it->delivery_tag);
+    } else {
+      // Refused (basic.nack) or unroutable (basic.return): published again,
+      // it would fare the same. Answered at most once, then out of the queue.
+      if (!taken) {
+        rt_.metrics->replyNacked();
+        rt_.logger->warn(
+            "consumer {}: the broker refused (basic.nack) a reply; its request is {} without one",
+            index_ + 1, rt_.dead_letter ? "dead-lettered" : "acked");
+      }
+      if (rt_.dead_letter) {
+        connection.reject(kChannel, it->delivery_tag, /*requeue=*/false);
+      } else {
+        connection.ack(kChannel, it->delivery_tag);
+      }
+    }
+    it = unconfirmed_.erase(it);
+    if (!multiple) break;
+  }
 }
 
-void Consumer::rememberRefusedReplies(const std::string& close_detail) {
+void Consumer::markReturned(const InboundMessage& returned) {
+  // The broker sends a basic.return before the confirm of that publish;
+  // the confirm then says what to do with the request. (A transient
+  // reply's request was acked with it.)
+  if (returned.channel != kConfirmChannel) return;
+  const std::uint64_t identity = replyIdentity(returned.routing_key, returned.correlation_id);
+  for (UnconfirmedReply& reply : unconfirmed_) {
+    if (reply.identity == identity && !reply.returned) {
+      reply.returned = true;
+      return;
+    }
+  }
+}
+
+void Consumer::checkConfirmDeadline() const {
+  if (unconfirmed_.empty()) return;
+  const auto timeout = rt_.broker.connection.rpc_timeout;
+  if (Clock::now() - unconfirmed_.front().published <= timeout) return;
+  throw AmqpError(AmqpError::Scope::kConnection, 0,
+                  "the broker confirmed none of " + std::to_string(unconfirmed_.size()) +
+                      " reply publish(es) within " + std::to_string(timeout.count()) +
+                      " ms; their requests are redelivered");
+}
+
+void Consumer::settleReplies() {
+  rt_.replies.settled(index_);
+  unconfirmed_.clear();
+  transient_replies_.clear();
+}
+
+void Consumer::rememberRefusedReplies(int code, const std::string& close_detail) {
+  // A broker shutting down (320 CONNECTION_FORCED) refused nothing: the
+  // unconfirmed replies are merely lost, and answered again on redelivery.
+  if (code == AMQP_CONNECTION_FORCED) {
+    settleReplies();
+    return;
+  }
   // The broker fails a publish it cannot take by closing the channel or the
-  // whole connection, after the ack that followed it was sent: the request
-  // comes back redelivered and its reply would fail the same way, forever.
-  // The replies published since the broker last showed it had accepted them
-  // are refused; their redeliveries are not answered again (decide()).
-  if (published_replies_ > 0) {
+  // whole connection: the request comes back redelivered and its reply
+  // would fail the same way, forever. The replies it had not yet shown it
+  // took (persistent ones not confirmed, transient ones published since the
+  // last delivery) are refused; their redeliveries are not answered again
+  // (decide()).
+  const std::size_t unsettled = unconfirmed_.size() + transient_replies_.size();
+  if (unsettled > 0) {
     rt_.logger->warn(
-        "consumer {}: the broker closed after {} reply publish(es) ({}); their requests are not "
-        "answered again when redelivered",
-        index_ + 1, published_replies_, close_detail);
+        "consumer {}: the broker closed after {} reply publish(es) it had not confirmed ({}); "
+        "their requests are not answered again when redelivered",
+        index_ + 1, unsettled, close_detail);
   }
   rt_.replies.refused(index_);
-  published_replies_ = 0;
+  unconfirmed_.clear();
+  transient_replies_.clear();
 }
 
 bool Consumer::handleMessage(AmqpConnection& connection, InboundMessage message) {
   if (message.kind == InboundMessage::Kind::kReturn) {
     if (isDirectReplyTo(message.routing_key)) return true;  // delivered all the same
+    markReturned(message);
     rt_.metrics->replyReturned();
     rt_.logger->warn(
         "reply to '{}' (correlation_id '{}') was not routed: {} {}; the caller's reply queue is "
@@ -446,20 +546,39 @@ void Consumer::publishReply(AmqpConnection& connection, const InboundMessage& me
     replacement.error = std::move(refusal);
   }
   const HandlerReply& reply = replacement.error ? replacement : handler_reply;
-  const ReplyProperties properties(message.correlation_id, reply);
+  const ReplyProperties properties(message.correlation_id, reply,
+                                   message.persistent ? ReplyProperties::Persistence::kPersistent
+                                                      : ReplyProperties::Persistence::kTransient);
   const std::string error_body = reply.error ? errorReplyBody(*reply.error) : std::string();
-  // Reply first, then ack, on the same channel: AMQP keeps their order, so a
-  // connection lost in between means the request is redelivered and answered
-  // again, never acked unanswered.
   // Known as published before it is: a redelivery reaching another consumer
   // meanwhile waits for what the broker makes of it.
-  rt_.replies.published(index_, replyIdentity(message.reply_to, message.correlation_id));
-  ++published_replies_;
+  const std::uint64_t identity = replyIdentity(message.reply_to, message.correlation_id);
+  rt_.replies.published(index_, identity);
+  const std::string_view body =
+      reply.error ? std::string_view(error_body) : std::string_view(reply.body);
+  const bool mandatory = !isDirectReplyTo(message.reply_to);
   try {
-    connection.publish(message.channel, message.reply_to, properties.get(),
-                       reply.error ? std::string_view(error_body) : std::string_view(reply.body),
-                       /*mandatory=*/!isDirectReplyTo(message.reply_to));
-    connection.ack(message.channel, message.delivery_tag);
+    if (message.persistent) {
+      // A persistent request survives a broker restart, so must its answer:
+      // the request is acked once the broker confirmed the reply
+      // (confirmReplies()). A connection lost or a broker stopped in between
+      // means the request is redelivered and answered again, never acked
+      // unanswered. Not waited for here: the confirm is read with the next
+      // frames.
+      unconfirmed_.push_back(
+          UnconfirmedReply{next_sequence_++, message.delivery_tag, identity, Clock::now()});
+      connection.publish(kConfirmChannel, message.reply_to, properties.get(), body, mandatory);
+    } else {
+      // A transient request: reply, then ack, on the same channel. AMQP
+      // keeps their order, so a lost connection means a redelivery, never
+      // an ack without a reply; what could still lose the reply once the
+      // broker has both (its restart) loses transient replies and requests
+      // alike, confirmed or not. A confirm would buy nothing and cost a
+      // broker round trip per call (docs/performance.md).
+      transient_replies_.push_back(identity);
+      connection.publish(kChannel, message.reply_to, properties.get(), body, mandatory);
+      connection.ack(kChannel, message.delivery_tag);
+    }
   } catch (const AmqpError&) {
     rt_.metrics->replyPublishFailed();
     throw;

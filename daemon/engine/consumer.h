@@ -1,6 +1,10 @@
-// One consumer of a queue: its own connection, one channel with prefetch P
-// and manual acks, and one thread that reads each request, runs the handler
-// and publishes the reply, then acks.
+// One consumer of a queue: its own connection, a channel with prefetch P and
+// manual acks, a second one with publisher confirms, and one thread that
+// reads each request, runs the handler and publishes the reply. A transient
+// request is acked right after its reply, on the same channel; a persistent
+// request's reply goes out on the confirm channel and the request is acked
+// once the broker confirmed it (read in the same frame loop as the
+// deliveries: no round trip is waited for on the way).
 //
 // The handler runs on the thread that read the request: a request costs no
 // hand-off between threads (on a 2-core machine that wake-up is CPU taken
@@ -29,11 +33,13 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace warren {
 
@@ -109,11 +115,21 @@ class Consumer : public std::enable_shared_from_this<Consumer> {
   bool answer(AmqpConnection& connection, const InboundMessage& message);
   void publishReply(AmqpConnection& connection, const InboundMessage& message,
                     const HandlerReply& reply);
-  // The broker closed the channel or connection: the replies published
-  // since it last accepted one may be why.
-  void rememberRefusedReplies(const std::string& close_detail);
-  // The broker took the replies published so far, or they were lost with a
-  // connection that failed for another reason.
+  // basic.ack / basic.nack from the broker for the reply publishes up to
+  // (`multiple`) or at `sequence`: their requests are acked, or, for a reply
+  // the broker refused or returned, acked or dead-lettered without one.
+  void confirmReplies(AmqpConnection& connection, std::uint64_t sequence, bool multiple,
+                      bool taken);
+  // The reply to (reply_to, correlation_id) came back unroutable.
+  void markReturned(const InboundMessage& returned);
+  // Unconfirmed replies left unconfirmed for longer than the rpc timeout:
+  // the connection is given up (their requests are redelivered).
+  void checkConfirmDeadline() const;
+  // The broker closed the channel or connection (`code`): the replies it had
+  // not confirmed may be why, unless it was shutting down.
+  void rememberRefusedReplies(int code, const std::string& close_detail);
+  // The replies not confirmed were lost with a connection that failed for
+  // another reason: their requests are redelivered and answered again.
   void settleReplies();
   // The request being handled ended in `outcome`: counted once, at once.
   void finish(Outcome outcome);
@@ -129,8 +145,20 @@ class Consumer : public std::enable_shared_from_this<Consumer> {
   std::string consumer_tag_;
   HandlerReply reply_;                  // reused: its buffers outlive one request
   std::vector<warren_header> headers_;  // reused, same reason
-  // Replies published since the last delivery (RefusedReplies::published).
-  std::size_t published_replies_ = 0;
+  // A reply published and not yet confirmed by the broker; its request is
+  // acked once it is. In publish order.
+  struct UnconfirmedReply {
+    std::uint64_t sequence;      // the publish's number on the channel (from 1)
+    std::uint64_t delivery_tag;  // the request's
+    std::uint64_t identity;      // replyIdentity() of the request
+    std::chrono::steady_clock::time_point published;
+    bool returned = false;  // the broker returned it: nobody will read it
+  };
+  std::deque<UnconfirmedReply> unconfirmed_;
+  std::uint64_t next_sequence_ = 1;  // of this session's confirm channel
+  // Transient replies published (and their requests acked) since the last
+  // delivery (RefusedReplies::published).
+  std::vector<std::uint64_t> transient_replies_;
   // What the request being handled ended in; none yet: `lost`.
   std::optional<Outcome> outcome_;
   // The broker refused this session's queue.declare (406, 403).

@@ -26,9 +26,12 @@ std::string errorReplyBody(const HandlerError& error) {
   return body;
 }
 
-ReplyProperties::ReplyProperties(std::string_view correlation_id, const HandlerReply& reply) {
+ReplyProperties::ReplyProperties(std::string_view correlation_id, const HandlerReply& reply,
+                                 Persistence persistence) {
+  constexpr std::uint8_t kTransient = 1;
+  constexpr std::uint8_t kPersistent = 2;
   properties_._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
-  properties_.delivery_mode = 1;  // transient: a reply is worthless after a broker restart
+  properties_.delivery_mode = persistence == Persistence::kPersistent ? kPersistent : kTransient;
   if (!correlation_id.empty()) {
     properties_._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
     properties_.correlation_id = bytesOf(correlation_id);

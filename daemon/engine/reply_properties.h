@@ -1,7 +1,10 @@
 // The AMQP properties of a reply (docs/protocol.md, "Replies").
 //
-// A success reply carries the request's correlation_id and the handler's
-// content_type. An error reply also carries the headers
+// A success reply carries the request's correlation_id, the handler's
+// content_type and the request's persistence (delivery_mode 2 when the
+// request had it: a caller that made its request survive a broker restart
+// wants the reply to survive it too, in a durable reply queue). An error reply also carries the
+// headers
 //   x-warren-error-code     (string: "invalid_argument", "too_large", ...)
 //   x-warren-error-message  (string: what was wrong)
 // and content_type text/plain, with the message as body so that a client that
@@ -32,7 +35,9 @@ std::string errorReplyBody(const HandlerError& error);
 // into this object and `reply`: both must outlive its use (one publish).
 class ReplyProperties {
  public:
-  ReplyProperties(std::string_view correlation_id, const HandlerReply& reply);
+  enum class Persistence { kTransient, kPersistent };
+  ReplyProperties(std::string_view correlation_id, const HandlerReply& reply,
+                  Persistence persistence);
   ReplyProperties(const ReplyProperties&) = delete;
   ReplyProperties& operator=(const ReplyProperties&) = delete;
 

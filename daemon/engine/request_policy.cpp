@@ -130,6 +130,14 @@ void RefusedReplies::settled(int owner) {
   std::erase_if(entries_, [owner](const Entry& entry) { return entry.owner == owner; });
 }
 
+void RefusedReplies::settled(int owner, std::uint64_t identity) {
+  const std::lock_guard lock(mutex_);
+  const auto it = std::find_if(entries_.begin(), entries_.end(), [&](const Entry& entry) {
+    return entry.owner == owner && entry.identity == identity;
+  });
+  if (it != entries_.end()) entries_.erase(it);
+}
+
 void RefusedReplies::refused(int owner) {
   const std::lock_guard lock(mutex_);
   for (Entry& entry : entries_) {

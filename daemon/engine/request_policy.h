@@ -82,6 +82,8 @@ class RefusedReplies {
   // The broker took owner's published replies (or they were lost with a
   // connection that failed for another reason): forget them.
   void settled(int owner);
+  // The broker confirmed one of them (publisher confirms): forget it.
+  void settled(int owner, std::uint64_t identity);
   // The broker closed owner's channel or connection after those replies:
   // they are refused (the oldest refusals are forgotten past `capacity`).
   void refused(int owner);

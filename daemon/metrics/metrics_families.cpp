@@ -58,6 +58,10 @@ MetricsFamilies::MetricsFamilies(const std::string& version)
       replies_returned_(counter(*registry_, "warren_replies_returned_total",
                                 "Replies the broker could not route to their reply_to queue "
                                 "(basic.return): the caller had gone.")),
+      replies_nacked_(counter(*registry_, "warren_replies_nacked_total",
+                              "Replies to persistent requests the broker refused to take "
+                              "(basic.nack, e.g. the reply queue is full and rejects "
+                              "publishes): the request is acked or dead-lettered without one.")),
       consumers_connected_(gauge(*registry_, "warren_consumers_connected",
                                  "Consumers of the queue currently subscribed on the broker.")),
       consumers_configured_(gauge(*registry_, "warren_consumers_configured",
@@ -113,6 +117,7 @@ QueueSeries MetricsFamilies::acquire(const std::string& queue, const std::string
     series.redelivered = &redelivered_.Add(labels);
     series.reply_publish_failures = &reply_publish_failures_.Add(labels);
     series.replies_returned = &replies_returned_.Add(labels);
+    series.replies_nacked = &replies_nacked_.Add(labels);
   }
   QueueSeries series = entry.series;
   series.consumers_connected = queue_entry.consumers_connected;
@@ -173,6 +178,7 @@ void MetricsFamilies::removeHandlerSeries(const QueueSeries& series) {
   redelivered_.Remove(series.redelivered);
   reply_publish_failures_.Remove(series.reply_publish_failures);
   replies_returned_.Remove(series.replies_returned);
+  replies_nacked_.Remove(series.replies_nacked);
 }
 
 void MetricsFamilies::setPluginInfo(const std::string& handler, const std::string& plugin,

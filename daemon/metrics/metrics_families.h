@@ -37,6 +37,7 @@ struct QueueSeries {
   prometheus::Counter* redelivered = nullptr;
   prometheus::Counter* reply_publish_failures = nullptr;
   prometheus::Counter* replies_returned = nullptr;
+  prometheus::Counter* replies_nacked = nullptr;
   // {queue}
   prometheus::Gauge* consumers_connected = nullptr;
   prometheus::Gauge* consumers_configured = nullptr;
@@ -99,6 +100,7 @@ class MetricsFamilies {
   prometheus::Family<prometheus::Counter>& redelivered_;
   prometheus::Family<prometheus::Counter>& reply_publish_failures_;
   prometheus::Family<prometheus::Counter>& replies_returned_;
+  prometheus::Family<prometheus::Counter>& replies_nacked_;
   prometheus::Family<prometheus::Gauge>& consumers_connected_;
   prometheus::Family<prometheus::Gauge>& consumers_configured_;
   prometheus::Family<prometheus::Counter>& connection_attempts_;

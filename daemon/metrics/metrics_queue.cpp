@@ -37,6 +37,7 @@ QueueCounts QueueMetrics::counts() const {
   counts.reply_refused = finished(Outcome::kReplyRefused);
   counts.lost = finished(Outcome::kLost);
   counts.returned = read(series_.replies_returned);
+  counts.nacked = read(series_.replies_nacked);
   counts.reply_failures = read(series_.reply_publish_failures);
   counts.sessions_lost = read(series_.sessions_lost);
   counts.blocked = read(series_.broker_blocked);

@@ -29,6 +29,7 @@ struct QueueCounts {
   std::uint64_t reply_refused = 0;     // finished reply_refused
   std::uint64_t lost = 0;              // finished lost
   std::uint64_t returned = 0;          // replies returned (basic.return)
+  std::uint64_t nacked = 0;            // replies refused (basic.nack)
   std::uint64_t reply_failures = 0;    // reply publishes that failed
   std::uint64_t sessions_lost = 0;     // consuming sessions lost
   std::uint64_t blocked = 0;           // connection.blocked notifications
@@ -62,6 +63,8 @@ class QueueMetrics {
   void replyPublishFailed() noexcept { series_.reply_publish_failures->Increment(); }
   // The broker returned a mandatory reply: no queue by the reply_to name.
   void replyReturned() noexcept { series_.replies_returned->Increment(); }
+  // The broker refused (basic.nack) a confirmed reply.
+  void replyNacked() noexcept { series_.replies_nacked->Increment(); }
 
   // --- consumers and connections {queue}
 

@@ -185,6 +185,21 @@ TEST(DeliveryAssembler, EmptyReplyToStringMeansNoReplyTo) {
   EXPECT_FALSE(message->has_reply_to);
 }
 
+TEST(DeliveryAssembler, ReadsThePersistenceOfTheRequest) {
+  for (const std::uint8_t mode : {1, 2}) {
+    DeliveryAssembler assembler(1024);
+    amqp_basic_properties_t properties = requestProperties("corr", "reply-q", "t");
+    properties._flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
+    properties.delivery_mode = mode;
+
+    assembler.beginDelivery(1, deliver(1));
+    const std::optional<InboundMessage> message = assembler.feed(headerFrame(1, 0, properties));
+
+    ASSERT_TRUE(message);
+    EXPECT_EQ(message->persistent, mode == 2) << "delivery_mode " << int{mode};
+  }
+}
+
 TEST(DeliveryAssembler, LeavesAbsentPropertiesEmpty) {
   DeliveryAssembler assembler(1024);
   const amqp_basic_properties_t properties{};  // no flags at all
@@ -196,6 +211,7 @@ TEST(DeliveryAssembler, LeavesAbsentPropertiesEmpty) {
   EXPECT_TRUE(message->correlation_id.empty());
   EXPECT_TRUE(message->content_type.empty());
   EXPECT_FALSE(message->has_reply_to);
+  EXPECT_FALSE(message->persistent);
   EXPECT_TRUE(message->headers.empty());
 }
 

@@ -283,6 +283,7 @@ TEST_F(MetricsTest, EverySeriesExistsAtZeroOnceTheQueueIsAdded) {
   EXPECT_EQ(scraped.value("warren_requests_redelivered_total", labels), 0);
   EXPECT_EQ(scraped.value("warren_reply_publish_failures_total", labels), 0);
   EXPECT_EQ(scraped.value("warren_replies_returned_total", labels), 0);
+  EXPECT_EQ(scraped.value("warren_replies_nacked_total", labels), 0);
   for (const std::string& le : kBucketBounds) {
     EXPECT_EQ(scraped.value("warren_handler_duration_seconds_bucket", with(labels, "le", le)), 0)
         << le;
@@ -318,6 +319,7 @@ TEST_F(MetricsTest, FamiliesFollowPrometheusNaming) {
       {"warren_requests_redelivered_total", "counter"},
       {"warren_reply_publish_failures_total", "counter"},
       {"warren_replies_returned_total", "counter"},
+      {"warren_replies_nacked_total", "counter"},
       {"warren_consumers_connected", "gauge"},
       {"warren_consumers_configured", "gauge"},
       {"warren_broker_connection_attempts_total", "counter"},
@@ -428,6 +430,9 @@ TEST_F(MetricsTest, CountsReadTheSameSeriesTheScrapeShows) {
   sum->observeHandler(std::chrono::microseconds(3));
   sum->observeHandler(std::chrono::microseconds(4));
   sum->replyReturned();
+  sum->replyNacked();
+  sum->replyNacked();
+  sum->replyNacked();
   sum->replyPublishFailed();
   sum->replyPublishFailed();
   sum->sessionLost();
@@ -444,6 +449,7 @@ TEST_F(MetricsTest, CountsReadTheSameSeriesTheScrapeShows) {
   EXPECT_EQ(counts.reply_refused, 1u);
   EXPECT_EQ(counts.lost, 1u);
   EXPECT_EQ(counts.returned, 1u);
+  EXPECT_EQ(counts.nacked, 3u);
   EXPECT_EQ(counts.reply_failures, 2u);
   EXPECT_EQ(counts.sessions_lost, 1u);
   EXPECT_EQ(counts.blocked, 1u);

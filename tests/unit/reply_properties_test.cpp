@@ -73,7 +73,7 @@ TEST(ErrorReplyBody, KeepsAnEmptyMessage) {
 
 TEST(ReplyProperties, SuccessCarriesCorrelationIdTransientModeAndContentType) {
   const HandlerReply reply = successReply("{\"sum\":3}", "application/json");
-  const ReplyProperties properties("req-42", reply);
+  const ReplyProperties properties("req-42", reply, ReplyProperties::Persistence::kTransient);
   const amqp_basic_properties_t* p = properties.get();
 
   EXPECT_EQ(p->_flags, AMQP_BASIC_CORRELATION_ID_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
@@ -83,9 +83,21 @@ TEST(ReplyProperties, SuccessCarriesCorrelationIdTransientModeAndContentType) {
   EXPECT_EQ(textOf(p->content_type), "application/json");
 }
 
+TEST(ReplyProperties, APersistentRequestGetsAPersistentReply) {
+  const HandlerReply success = successReply("3", "text/plain");
+  const ReplyProperties persistent("req-p", success, ReplyProperties::Persistence::kPersistent);
+  EXPECT_TRUE(persistent.get()->_flags & AMQP_BASIC_DELIVERY_MODE_FLAG);
+  EXPECT_EQ(persistent.get()->delivery_mode, 2);
+
+  const HandlerReply error = errorReply(WARREN_ERROR_INTERNAL, "boom");
+  const ReplyProperties persistent_error("req-q", error, ReplyProperties::Persistence::kPersistent);
+  EXPECT_EQ(persistent_error.get()->delivery_mode, 2);
+  EXPECT_TRUE(persistent_error.get()->_flags & AMQP_BASIC_HEADERS_FLAG);
+}
+
 TEST(ReplyProperties, SuccessWithoutContentTypeOmitsTheContentTypeFlag) {
   const HandlerReply reply = successReply("3", "");
-  const ReplyProperties properties("req-1", reply);
+  const ReplyProperties properties("req-1", reply, ReplyProperties::Persistence::kTransient);
   const amqp_basic_properties_t* p = properties.get();
 
   EXPECT_EQ(p->_flags, AMQP_BASIC_CORRELATION_ID_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG);
@@ -96,7 +108,7 @@ TEST(ReplyProperties, SuccessWithoutContentTypeOmitsTheContentTypeFlag) {
 
 TEST(ReplyProperties, EmptyCorrelationIdLeavesTheFlagOut) {
   const HandlerReply reply = successReply("3", "text/plain");
-  const ReplyProperties properties("", reply);
+  const ReplyProperties properties("", reply, ReplyProperties::Persistence::kTransient);
   const amqp_basic_properties_t* p = properties.get();
 
   EXPECT_FALSE(p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG);
@@ -106,7 +118,7 @@ TEST(ReplyProperties, EmptyCorrelationIdLeavesTheFlagOut) {
 
 TEST(ReplyProperties, ErrorIsTextPlainWithExactlyTheTwoErrorHeaders) {
   const HandlerReply reply = errorReply(WARREN_ERROR_OUT_OF_RANGE, "n must be below 100");
-  const ReplyProperties properties("req-7", reply);
+  const ReplyProperties properties("req-7", reply, ReplyProperties::Persistence::kTransient);
   const amqp_basic_properties_t* p = properties.get();
 
   EXPECT_EQ(p->_flags, AMQP_BASIC_CORRELATION_ID_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
@@ -128,7 +140,7 @@ TEST(ReplyProperties, ErrorIsTextPlainWithExactlyTheTwoErrorHeaders) {
 
 TEST(ReplyProperties, ErrorWithEmptyCorrelationIdStillCarriesTheHeaders) {
   const HandlerReply reply = errorReply(WARREN_ERROR_INTERNAL, "boom");
-  const ReplyProperties properties("", reply);
+  const ReplyProperties properties("", reply, ReplyProperties::Persistence::kTransient);
   const amqp_basic_properties_t* p = properties.get();
 
   EXPECT_FALSE(p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG);
@@ -141,7 +153,7 @@ TEST(ReplyProperties, ErrorWithEmptyCorrelationIdStillCarriesTheHeaders) {
 TEST(ReplyProperties, ErrorHeadersSurviveAnAmqpEncodeDecodeRoundTrip) {
   const std::string text = "caf\xc3\xa9 is not a number";  // UTF-8 on the wire
   const HandlerReply reply = errorReply(WARREN_ERROR_INVALID_ARGUMENT, text);
-  const ReplyProperties properties("req-9", reply);
+  const ReplyProperties properties("req-9", reply, ReplyProperties::Persistence::kTransient);
 
   std::vector<char> buffer(4096);
   const amqp_bytes_t out{buffer.size(), buffer.data()};

@@ -130,6 +130,22 @@ TEST(RequestPolicy, RepliesArePendingUntilSettledOrRefused) {
   EXPECT_EQ(replies.check(2), EarlierReply::kNone) << "reported once";
 }
 
+TEST(RequestPolicy, AConfirmedReplySettlesOnlyItself) {
+  using EarlierReply = RequestFacts::EarlierReply;
+  RefusedReplies replies;
+  replies.published(/*owner=*/0, 1);
+  replies.published(/*owner=*/0, 2);
+  replies.published(/*owner=*/1, 3);
+  replies.settled(0, 1);
+  replies.settled(0, 3);  // another owner's: untouched
+  EXPECT_EQ(replies.check(1), EarlierReply::kNone);
+  EXPECT_EQ(replies.check(2), EarlierReply::kPending);
+  EXPECT_EQ(replies.check(3), EarlierReply::kPending);
+  replies.refused(0);  // only the unconfirmed one is refused
+  EXPECT_EQ(replies.check(2), EarlierReply::kRefused);
+  EXPECT_EQ(replies.check(1), EarlierReply::kNone);
+}
+
 TEST(RequestPolicy, RefusedRepliesAreBounded) {
   using EarlierReply = RequestFacts::EarlierReply;
   RefusedReplies replies(/*capacity=*/2);
