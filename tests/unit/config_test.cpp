@@ -751,10 +751,19 @@ TEST(ConfigTest, ComparesReconnectDelaysOnlyWhenBothAreGood) {
       std::string("inline.yaml:1:52: broker.reconnect.max_delay: ") + kDurationForm + ", got '1'");
 }
 
+// The process's address space in bytes (VmSize), or 0 when unknown.
+std::size_t addressSpaceInUse() {
+  std::ifstream statm("/proc/self/statm");
+  std::size_t pages = 0;
+  statm >> pages;
+  return pages * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+}
+
 // Runs parseErrorOf(yaml) in a child process: its message, or nullopt when it
 // did not finish within `limit` (the child is then killed). A loop that
 // allocates is stopped by an address-space limit instead of eating the
-// machine's memory.
+// machine's memory: 2 GiB more than the child already maps, since a
+// sanitizer's shadow reserves terabytes before main().
 std::optional<std::string> boundedParseErrorOf(const std::string& yaml,
                                                std::chrono::milliseconds limit) {
   std::array<int, 2> pipe_fds{};
@@ -762,7 +771,8 @@ std::optional<std::string> boundedParseErrorOf(const std::string& yaml,
   const pid_t pid = ::fork();
   if (pid == 0) {
     ::close(pipe_fds[0]);
-    const rlimit memory{std::size_t{1} << 31, std::size_t{1} << 31};
+    const std::size_t bound = addressSpaceInUse() + (std::size_t{1} << 31);
+    const rlimit memory{bound, bound};
     ::setrlimit(RLIMIT_AS, &memory);
     const std::string message = parseErrorOf(yaml);
     const ssize_t written = ::write(pipe_fds[1], message.data(), message.size());
