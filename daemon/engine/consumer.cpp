@@ -583,7 +583,8 @@ void Consumer::publishReply(AmqpConnection& connection, const InboundMessage& me
     rt_.metrics->replyPublishFailed();
     throw;
   }
-  // Counted at once: a caller holding the reply may already look.
+  // Counted as soon as the publish returned (a failed one ends as `lost`):
+  // the caller may hold the reply a moment before this runs.
   finish(reply.error ? outcomeOf(reply.error->code) : Outcome::kOk);
   if (reply.error) {
     rt_.logger->debug("error reply {} to '{}': {}", errorCodeName(reply.error->code),
