@@ -2,6 +2,12 @@
 
 #include <amqp_tcp_socket.h>
 
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include <array>
@@ -70,7 +76,30 @@ std::string libraryError(std::string_view what, int status) {
   return std::string(what) + ": " + amqp_error_string2(status);
 }
 
+using Clock = std::chrono::steady_clock;
+
+std::chrono::milliseconds sendTimeoutFor(std::chrono::milliseconds heartbeat,
+                                         std::chrono::milliseconds rpc_timeout) noexcept {
+  return heartbeat.count() > 0 ? 2 * heartbeat : rpc_timeout;
+}
+
 }  // namespace
+
+// Marks the owner as inside a call that may block for up to `bound`.
+class AmqpConnection::Busy {
+ public:
+  Busy(AmqpConnection& connection, std::chrono::milliseconds bound) noexcept
+      : connection_(connection) {
+    connection_.busy_until_.store((Clock::now() + bound).time_since_epoch().count(),
+                                  std::memory_order_release);
+  }
+  ~Busy() { connection_.busy_until_.store(0, std::memory_order_release); }
+  Busy(const Busy&) = delete;
+  Busy& operator=(const Busy&) = delete;
+
+ private:
+  AmqpConnection& connection_;
+};
 
 std::string describeBrokerClose(const amqp_method_t& method) {
   if (method.id == AMQP_CONNECTION_CLOSE_METHOD) {
@@ -85,7 +114,9 @@ std::string describeBrokerClose(const amqp_method_t& method) {
 }
 
 AmqpConnection::AmqpConnection(const BrokerAddress& address, const ConnectionOptions& options)
-    : state_(amqp_new_connection()) {
+    : state_(amqp_new_connection()),
+      send_timeout_(sendTimeoutFor(options.heartbeat, options.rpc_timeout)),
+      rpc_timeout_(options.rpc_timeout) {
   if (state_ == nullptr) throw AmqpError(AmqpError::Scope::kConnection, 0, "out of memory");
   amqp_socket_t* socket = amqp_tcp_socket_new(state_);  // owned by state_
   if (socket == nullptr) {
@@ -98,6 +129,8 @@ AmqpConnection::AmqpConnection(const BrokerAddress& address, const ConnectionOpt
         amqp_socket_open_noblock(socket, address.host.c_str(), address.port, &connect_timeout),
         "cannot connect to " + address.host + ":" + std::to_string(address.port) +
             " (is the broker up and listening there?)");
+    fd_ = amqp_get_sockfd(state_);
+    setTcpUserTimeout();
     checkStatus(amqp_set_handshake_timeout(state_, &connect_timeout), "handshake timeout");
     timeval rpc_timeout = toTimeval(options.rpc_timeout);
     checkStatus(amqp_set_rpc_timeout(state_, &rpc_timeout), "rpc timeout");
@@ -122,6 +155,9 @@ AmqpConnection::AmqpConnection(const BrokerAddress& address, const ConnectionOpt
                                      AMQP_SASL_METHOD_PLAIN, address.user.c_str(),
                                      address.password.c_str()),
           "login to vhost '" + address.vhost + "' as '" + address.user + "'", 0);
+    // The broker may have lowered the heartbeat we proposed.
+    send_timeout_ = sendTimeoutFor(heartbeat(), options.rpc_timeout);
+    setTcpUserTimeout();
   } catch (...) {
     amqp_destroy_connection(state_);
     throw;
@@ -130,13 +166,52 @@ AmqpConnection::AmqpConnection(const BrokerAddress& address, const ConnectionOpt
 
 AmqpConnection::~AmqpConnection() { amqp_destroy_connection(state_); }
 
-int AmqpConnection::fd() const noexcept { return amqp_get_sockfd(state_); }
+int AmqpConnection::fd() const noexcept { return fd_; }
+
+void AmqpConnection::setTcpUserTimeout() noexcept {
+  // Unacknowledged data older than this ends the connection in the kernel,
+  // also when nothing is waiting on it. A peer that acknowledges but does
+  // not read (a full window) is cutIfOverdue()'s.
+  const auto value = static_cast<unsigned int>(send_timeout_.count());
+  ::setsockopt(fd_, IPPROTO_TCP, TCP_USER_TIMEOUT, &value, sizeof value);
+}
+
+std::uint64_t AmqpConnection::bytesUnsent() const noexcept {
+  int unsent = 0;
+  if (::ioctl(fd_, SIOCOUTQ, &unsent) != 0) return 0;
+  return static_cast<std::uint64_t>(unsent);
+}
+
+bool AmqpConnection::cutIfOverdue(Clock::time_point now) noexcept {
+  const auto until = busy_until_.load(std::memory_order_acquire);
+  if (until == 0) {
+    sampled_ = false;
+    return false;
+  }
+  // Progress is the send queue moving (the broker acknowledging bytes, or
+  // the owner adding more): a large publish on a slow path is not stuck,
+  // however long it takes.
+  const std::uint64_t unsent = bytesUnsent();
+  if (!sampled_ || unsent != unsent_at_sample_) {
+    sampled_ = true;
+    unsent_at_sample_ = unsent;
+    progress_at_sample_ = now;
+  }
+  if (now.time_since_epoch().count() <= until || now - progress_at_sample_ < send_timeout_) {
+    return false;
+  }
+  cut();
+  return true;
+}
+
+void AmqpConnection::cut() noexcept { ::shutdown(fd_, SHUT_RDWR); }
 
 std::chrono::seconds AmqpConnection::heartbeat() const noexcept {
   return std::chrono::seconds(amqp_get_heartbeat(state_));
 }
 
 bool AmqpConnection::readFrameNoWait(amqp_frame_t& frame) {
+  const Busy busy(*this, send_timeout_);  // a heartbeat may be sent on the way
   timeval no_wait{0, 0};
   const int status = amqp_simple_wait_frame_noblock(state_, &frame, &no_wait);
   if (status == AMQP_STATUS_TIMEOUT) return false;
@@ -152,22 +227,31 @@ bool AmqpConnection::hasBufferedInput() const noexcept {
   return amqp_frames_enqueued(state_) != 0 || amqp_data_in_buffer(state_) != 0;
 }
 
+bool AmqpConnection::socketReadable() const noexcept {
+  pollfd ready{fd_, POLLIN, 0};
+  return ::poll(&ready, 1, 0) == 1;
+}
+
 void AmqpConnection::openChannel(amqp_channel_t channel) {
+  const Busy busy(*this, send_timeout_ + rpc_timeout_);
   amqp_channel_open(state_, channel);
   check(amqp_get_rpc_reply(state_), "channel.open", channel);
 }
 
 void AmqpConnection::setPrefetch(amqp_channel_t channel, std::uint16_t prefetch) {
+  const Busy busy(*this, send_timeout_ + rpc_timeout_);
   amqp_basic_qos(state_, channel, /*prefetch_size=*/0, prefetch, /*global=*/0);
   check(amqp_get_rpc_reply(state_), "basic.qos", channel);
 }
 
 void AmqpConnection::confirmSelect(amqp_channel_t channel) {
+  const Busy busy(*this, send_timeout_ + rpc_timeout_);
   amqp_confirm_select(state_, channel);
   check(amqp_get_rpc_reply(state_), "confirm.select", channel);
 }
 
 void AmqpConnection::declareQueue(amqp_channel_t channel, const QueueDeclaration& queue) {
+  const Busy busy(*this, send_timeout_ + rpc_timeout_);
   std::vector<amqp_table_entry_t> entries;
   if (queue.arguments != nullptr) {
     for (const auto& [key, value] : *queue.arguments) entries.push_back(argumentEntry(key, value));
@@ -179,6 +263,7 @@ void AmqpConnection::declareQueue(amqp_channel_t channel, const QueueDeclaration
 }
 
 std::string AmqpConnection::declareExclusiveQueue(amqp_channel_t channel) {
+  const Busy busy(*this, send_timeout_ + rpc_timeout_);
   const amqp_queue_declare_ok_t* ok =
       amqp_queue_declare(state_, channel, amqp_empty_bytes, /*passive=*/0, /*durable=*/0,
                          /*exclusive=*/1, /*auto_delete=*/1, amqp_empty_table);
@@ -187,6 +272,7 @@ std::string AmqpConnection::declareExclusiveQueue(amqp_channel_t channel) {
 }
 
 std::string AmqpConnection::consume(amqp_channel_t channel, std::string_view queue, bool no_ack) {
+  const Busy busy(*this, send_timeout_ + rpc_timeout_);
   const amqp_basic_consume_ok_t* ok =
       amqp_basic_consume(state_, channel, bytesOf(queue), amqp_empty_bytes, /*no_local=*/0,
                          no_ack ? 1 : 0, /*exclusive=*/0, amqp_empty_table);
@@ -195,6 +281,7 @@ std::string AmqpConnection::consume(amqp_channel_t channel, std::string_view que
 }
 
 void AmqpConnection::cancel(amqp_channel_t channel, std::string_view consumer_tag) {
+  const Busy busy(*this, send_timeout_ + rpc_timeout_);
   amqp_basic_cancel(state_, channel, bytesOf(consumer_tag));
   check(amqp_get_rpc_reply(state_), "basic.cancel", channel);
 }
@@ -202,16 +289,19 @@ void AmqpConnection::cancel(amqp_channel_t channel, std::string_view consumer_ta
 void AmqpConnection::publish(amqp_channel_t channel, std::string_view routing_key,
                              const amqp_basic_properties_t* properties, std::string_view body,
                              bool mandatory) {
+  const Busy busy(*this, send_timeout_);
   checkStatus(amqp_basic_publish(state_, channel, amqp_empty_bytes, bytesOf(routing_key),
                                  mandatory ? 1 : 0, /*immediate=*/0, properties, bytesOf(body)),
               "basic.publish");
 }
 
 void AmqpConnection::ack(amqp_channel_t channel, std::uint64_t delivery_tag) {
+  const Busy busy(*this, send_timeout_);
   checkStatus(amqp_basic_ack(state_, channel, delivery_tag, /*multiple=*/0), "basic.ack");
 }
 
 bool AmqpConnection::sendHeartbeat() noexcept {
+  const Busy busy(*this, send_timeout_);
   amqp_frame_t heartbeat{};
   heartbeat.frame_type = AMQP_FRAME_HEARTBEAT;
   heartbeat.channel = 0;
@@ -219,15 +309,18 @@ bool AmqpConnection::sendHeartbeat() noexcept {
 }
 
 void AmqpConnection::reject(amqp_channel_t channel, std::uint64_t delivery_tag, bool requeue) {
+  const Busy busy(*this, send_timeout_);
   checkStatus(amqp_basic_reject(state_, channel, delivery_tag, requeue ? 1 : 0), "basic.reject");
 }
 
 void AmqpConnection::confirmChannelClose(amqp_channel_t channel) noexcept {
+  const Busy busy(*this, send_timeout_);
   amqp_channel_close_ok_t ok{};
   amqp_send_method(state_, channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
 }
 
 void AmqpConnection::confirmConnectionClose() noexcept {
+  const Busy busy(*this, send_timeout_);
   amqp_connection_close_ok_t ok{};
   amqp_send_method(state_, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
   closed_ = true;
@@ -236,6 +329,7 @@ void AmqpConnection::confirmConnectionClose() noexcept {
 void AmqpConnection::close() noexcept {
   if (closed_) return;
   closed_ = true;
+  const Busy busy(*this, send_timeout_ + rpc_timeout_);
   amqp_connection_close(state_, AMQP_REPLY_SUCCESS);
 }
 

@@ -11,6 +11,7 @@
 
 #include <amqp.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -66,6 +67,23 @@ class AmqpConnection {
   int fd() const noexcept;
   // Heartbeat negotiated with the broker; zero when off.
   std::chrono::seconds heartbeat() const noexcept;
+  // How long a send may go without the broker taking a byte of it: twice
+  // the negotiated heartbeat (the rpc timeout when heartbeats are off). It
+  // is also the socket's TCP_USER_TIMEOUT.
+  std::chrono::milliseconds sendTimeout() const noexcept { return send_timeout_; }
+
+  // rabbitmq-c waits forever in a send the peer does not read. These two are
+  // for a supervising thread, called while the connection exists (the owner
+  // destroys it only after that thread let go of it), by one such thread at
+  // a time; neither blocks.
+  //
+  // Shuts the socket down when the owner's current call has run past its
+  // bound (the send timeout, plus the rpc timeout for a synchronous call)
+  // and its send queue has not moved for a send timeout: the call fails
+  // and the owner sees a lost connection. True when it cut.
+  bool cutIfOverdue(std::chrono::steady_clock::time_point now) noexcept;
+  // Shuts the socket down now: every call blocked on it returns an error.
+  void cut() noexcept;
 
   // The next frame, if one is buffered or on the socket now; false when
   // there is none. Never blocks (heartbeats due are sent on the way).
@@ -73,6 +91,11 @@ class AmqpConnection {
   bool readFrameNoWait(amqp_frame_t& frame);
   // True when a frame can be read without touching the socket.
   bool hasBufferedInput() const noexcept;
+  // True when the socket has bytes the library has not read yet. After a
+  // long stretch without reading (a handler, a callback), what arrived
+  // meanwhile counts as heard from the broker: readFrameNoWait() consumes
+  // heartbeats without returning them.
+  bool socketReadable() const noexcept;
 
   void openChannel(amqp_channel_t channel);
   void setPrefetch(amqp_channel_t channel, std::uint16_t prefetch);
@@ -93,7 +116,7 @@ class AmqpConnection {
                const amqp_basic_properties_t* properties, std::string_view body, bool mandatory);
   void ack(amqp_channel_t channel, std::uint64_t delivery_tag);
   // One heartbeat frame, for a connection nobody reads for a while (see
-  // daemon/engine/parked_connection.h). False when the send failed.
+  // daemon/engine/watched_connection.h). False when the send failed.
   bool sendHeartbeat() noexcept;
   void reject(amqp_channel_t channel, std::uint64_t delivery_tag, bool requeue);
 
@@ -110,9 +133,23 @@ class AmqpConnection {
   // close first when it sent one.
   void check(amqp_rpc_reply_t reply, std::string_view what, amqp_channel_t channel);
   void checkStatus(int status, std::string_view what);
+  // The owner is inside a library call that may block (see cutIfOverdue).
+  class Busy;
+  void setTcpUserTimeout() noexcept;
+  // Bytes in the socket's send queue, not yet acknowledged by the broker.
+  std::uint64_t bytesUnsent() const noexcept;
 
   amqp_connection_state_t state_;
   bool closed_ = false;
+  int fd_ = -1;  // read by the supervising thread: set before it sees the object
+  std::chrono::milliseconds send_timeout_;
+  std::chrono::milliseconds rpc_timeout_;
+  // steady_clock ticks by which the current call should be done; 0: none.
+  std::atomic<std::chrono::steady_clock::rep> busy_until_{0};
+  // The supervising thread's own (one at a time, see cutIfOverdue).
+  bool sampled_ = false;
+  std::uint64_t unsent_at_sample_ = 0;
+  std::chrono::steady_clock::time_point progress_at_sample_;
 };
 
 // "406 PRECONDITION_FAILED - inequivalent arg ..." from a broker close method.

@@ -56,7 +56,10 @@ constexpr std::array<KeySpec, 4> kBrokerKeys = {{
      0,
      ms(seconds(59)),
      "Heartbeat interval proposed to the broker; `0s` disables heartbeats. A whole number of "
-     "seconds (AMQP negotiates heartbeats in seconds), below `60s` (the broker's own timeout).",
+     "seconds (AMQP negotiates heartbeats in seconds), below `60s` (the broker's own timeout). "
+     "Twice the negotiated value bounds every send: it is each broker socket's "
+     "`TCP_USER_TIMEOUT`, and a send the broker takes no byte of for that long loses the "
+     "connection (with `0s`: 10 s).",
      {},
      "must be below 60s (the broker's own heartbeat timeout)"},
     {"connect_timeout", KeyType::kDuration, false,

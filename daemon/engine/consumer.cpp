@@ -74,7 +74,7 @@ void Consumer::expectTurnWithin(std::chrono::milliseconds wait) noexcept {
 }
 
 bool Consumer::stalled(Clock::time_point now) const noexcept {
-  if (parked_.parked()) return false;
+  if (watch_.parked()) return false;
   return now.time_since_epoch().count() > turn_deadline_.load(std::memory_order_relaxed);
 }
 
@@ -96,13 +96,14 @@ bool Consumer::done() const {
 
 bool Consumer::join(Clock::time_point deadline) {
   if (!thread_.joinable()) return true;
+  bool done = false;
   {
     std::unique_lock lock(done_mutex_);
-    if (!done_changed_.wait_until(lock, deadline, [this] { return done_; }) &&
-        parked_.closeIfParked()) {
-      thread_.detach();
-      return false;
-    }
+    done = done_changed_.wait_until(lock, deadline, [this] { return done_; });
+  }
+  if (!done && watch_.cutAtDeadline()) {
+    thread_.detach();
+    return false;
   }
   thread_.join();
   return true;
@@ -124,6 +125,7 @@ void Consumer::run() {
       expectTurnWithin(options.connect_timeout + 6 * options.rpc_timeout);
       rt_.metrics->connectionAttempt();
       AmqpConnection connection(rt_.broker.address, options);
+      const WatchedConnection::Session watched(watch_, connection);
       try {
         openSession(connection);
       } catch (const AmqpError& e) {
@@ -223,6 +225,10 @@ Consumer::SessionEnd Consumer::serve(AmqpConnection& connection) {
       }
       last_inbound = Clock::now();
       if (!handleFrame(connection, frame)) return SessionEnd::kAbandoned;
+      // A handler ran: the broker's heartbeats meanwhile are in the socket.
+      if (Clock::now() - last_inbound > interval && connection.socketReadable()) {
+        last_inbound = Clock::now();
+      }
       amqp_maybe_release_buffers(connection.raw());
       // Skip the read that would only say "nothing yet": poll() first.
       more = connection.hasBufferedInput();
@@ -526,11 +532,11 @@ bool Consumer::answer(AmqpConnection& connection, const InboundMessage& message)
   request.header_count = headers_.size();
   request.redelivered = message.redelivered ? 1 : 0;
 
-  parked_.park(connection);
+  watch_.park();
   const auto started = Clock::now();
   rt_.handler->handle(request, reply_);
   rt_.metrics->observeHandler(Clock::now() - started);
-  if (!parked_.unpark()) return false;
+  if (!watch_.unpark()) return false;
   publishReply(connection, message, reply_);
   return true;
 }

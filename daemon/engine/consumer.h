@@ -9,7 +9,8 @@
 // The handler runs on the thread that read the request: a request costs no
 // hand-off between threads (on a 2-core machine that wake-up is CPU taken
 // from the broker). While it runs the connection is parked, and the queue's
-// HeartbeatKeeper sends its heartbeats (parked_connection.h).
+// HeartbeatKeeper sends its heartbeats; the keeper also cuts a connection
+// whose send the broker stopped taking (watched_connection.h).
 //
 // When the connection or the consumer is lost, the consumer starts a new
 // session after a capped, jittered backoff; a request it was answering is
@@ -22,11 +23,11 @@
 #include "config.h"
 #include "delivery_assembler.h"
 #include "metrics_queue.h"
-#include "parked_connection.h"
 #include "plugin_instance.h"
 #include "queue_health.h"
 #include "request_policy.h"
 #include "stop_signal.h"
+#include "watched_connection.h"
 
 #include <spdlog/logger.h>
 
@@ -85,16 +86,15 @@ class Consumer : public std::enable_shared_from_this<Consumer> {
   ~Consumer() = default;  // after join(): the thread is joined or detached
 
   void start();
-  // After a stop request: waits for the thread until `deadline`. A thread
-  // still running a handler then has its connection closed (the broker
-  // redelivers the request) and is left running, detached: returns false.
-  // A thread busy with anything else is bounded by the connection timeouts
-  // and is waited for.
+  // After a stop request: waits for the thread until `deadline`, then cuts
+  // its connection (the broker redelivers what it had not acked). A thread
+  // still running a handler is left running, detached: returns false. One
+  // blocked on the connection fails at once and is waited for.
   bool join(std::chrono::steady_clock::time_point deadline);
   // True once the thread has left run(): join() then returns at once.
   bool done() const;
 
-  ParkedConnection& parkedConnection() noexcept { return parked_; }
+  WatchedConnection& watchedConnection() noexcept { return watch_; }
 
   // For the watchdog: true when the thread is past the time by which it said
   // it would come round again (a deadlock, or a library call hung beyond its
@@ -141,7 +141,7 @@ class Consumer : public std::enable_shared_from_this<Consumer> {
   const int index_;
   QueueRuntime& rt_;  // *runtime_, for brevity
   DeliveryAssembler assembler_;
-  ParkedConnection parked_;
+  WatchedConnection watch_;
   std::string consumer_tag_;
   HandlerReply reply_;                  // reused: its buffers outlive one request
   std::vector<warren_header> headers_;  // reused, same reason

@@ -4,7 +4,7 @@
 
 namespace warren {
 
-HeartbeatKeeper::HeartbeatKeeper(std::vector<ParkedConnection*> connections)
+HeartbeatKeeper::HeartbeatKeeper(std::vector<WatchedConnection*> connections)
     : connections_(std::move(connections)), thread_(&HeartbeatKeeper::run, this) {}
 
 HeartbeatKeeper::~HeartbeatKeeper() {
@@ -18,8 +18,8 @@ void HeartbeatKeeper::run() {
   auto next = kLongest;
   do {
     next = kLongest;
-    const auto now = ParkedConnection::Clock::now();
-    for (ParkedConnection* connection : connections_) {
+    const auto now = WatchedConnection::Clock::now();
+    for (WatchedConnection* connection : connections_) {
       next = std::min(next, connection->keepAlive(now));
     }
   } while (!stop_.waitFor(next));

@@ -1,11 +1,13 @@
-// Keeps the connections of a queue's busy consumers alive: while a handler
-// runs, its consumer reads nothing and sends nothing, so this thread sends
-// the heartbeats (see parked_connection.h). A handler may then run far
-// longer than the heartbeat timeout without the broker closing anything.
+// Watches the connections of a queue's consumers (watched_connection.h):
+// while a handler runs, its consumer reads nothing and sends nothing, so this
+// thread sends the heartbeats; a handler may then run far longer than the
+// heartbeat timeout without the broker closing anything. And a consumer
+// stuck in a send the broker stopped taking has its connection cut, so that
+// it reconnects instead of waiting forever.
 #pragma once
 
-#include "parked_connection.h"
 #include "stop_signal.h"
+#include "watched_connection.h"
 
 #include <thread>
 #include <vector>
@@ -15,7 +17,7 @@ namespace warren {
 class HeartbeatKeeper {
  public:
   // The connections must outlive the keeper.
-  explicit HeartbeatKeeper(std::vector<ParkedConnection*> connections);
+  explicit HeartbeatKeeper(std::vector<WatchedConnection*> connections);
   // Stops and joins.
   ~HeartbeatKeeper();
   HeartbeatKeeper(const HeartbeatKeeper&) = delete;
@@ -24,7 +26,7 @@ class HeartbeatKeeper {
  private:
   void run();
 
-  std::vector<ParkedConnection*> connections_;
+  std::vector<WatchedConnection*> connections_;
   StopSignal stop_;
   std::thread thread_;
 };

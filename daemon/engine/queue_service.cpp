@@ -13,10 +13,10 @@ QueueService::QueueService(QueueConfig queue, BrokerSettings broker,
       runtime_(std::make_shared<QueueRuntime>(std::move(queue), std::move(broker),
                                               std::move(handler), std::move(logger),
                                               std::move(metrics))) {
-  std::vector<ParkedConnection*> parked;
+  std::vector<WatchedConnection*> parked;
   for (int i = 0; i < runtime_->queue.consumers; ++i) {
     consumers_.push_back(std::make_shared<Consumer>(runtime_, i));
-    parked.push_back(&consumers_.back()->parkedConnection());
+    parked.push_back(&consumers_.back()->watchedConnection());
   }
   keeper_.emplace(std::move(parked));
 }
@@ -39,7 +39,7 @@ void QueueService::requestStop() noexcept {
   runtime_->stop.request();
   if (!started_) return;  // built for a reload that was then rejected: nothing to say
   int busy = 0;
-  for (auto& consumer : consumers_) busy += consumer->parkedConnection().parked() ? 1 : 0;
+  for (auto& consumer : consumers_) busy += consumer->watchedConnection().parked() ? 1 : 0;
   runtime_->logger->info("draining: no new requests, {} in progress (up to {} ms)", busy,
                          drain_timeout_.count());
 }
