@@ -2,6 +2,7 @@
 
 #include "amqp_connection.h"
 #include "broker_url.h"
+#include "connection_watch.h"
 #include "delivery_assembler.h"
 #include "mailbox.h"
 #include "pending_calls.h"
@@ -15,13 +16,17 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
+#include <iterator>
+#include <optional>
 #include <random>
 #include <thread>
+#include <vector>
 
 namespace warren {
 namespace {
 
 using client_detail::Clock;
+using client_detail::ConnectionWatch;
 using client_detail::Done;
 using client_detail::PendingCall;
 
@@ -32,6 +37,10 @@ constexpr std::string_view kDefaultUrl = wire::kDefaultBrokerUrl;
 constexpr std::size_t kMaxReplyBytes = 128 * 1024 * 1024;
 // Frames read in one go before new requests are published again.
 constexpr int kFramesPerTurn = 64;
+// Frame handling (callbacks) longer than this may have missed heartbeats.
+constexpr std::chrono::milliseconds kLongTurn{100};
+// A polite connection.close that takes longer is cut short.
+constexpr std::chrono::seconds kCloseTimeout{1};
 
 amqp_bytes_t bytesOf(std::string_view text) noexcept {
   return amqp_bytes_t{text.size(), const_cast<char*>(text.data())};
@@ -45,14 +54,6 @@ std::string correlationPrefix() {
   const int n =
       std::snprintf(text, sizeof text, "w%016llx-", static_cast<unsigned long long>(bits));
   return std::string(text, static_cast<std::size_t>(n));
-}
-
-void finish(Done& done, CallOutcome&& outcome) noexcept {
-  try {
-    done(std::move(outcome));
-  } catch (...) {
-    // A throwing callback must not take the I/O thread down with it.
-  }
 }
 
 CallOutcome failure(CallStatus status, std::string message) {
@@ -111,10 +112,17 @@ class Client::Impl {
   void connect();
   void run();
   void serveTurn(std::vector<Submission>& batch);
+  // Publishes the batch, or holds it while the broker blocks publishing.
+  void send(std::vector<Submission>& batch);
   void publish(Submission& submission);
+  // Fails submissions that could not be sent, with their callbacks.
+  void failUnsent(std::vector<Submission>& submissions, CallStatus status, const std::string& why);
+  void expireHeld(Clock::time_point now);
   void handleFrame(const amqp_frame_t& frame);
   void handleMessage(InboundMessage&& message);
   void complete(PendingCall& call, CallOutcome&& outcome);
+  // Runs a call's completion callback (user code) on the I/O thread.
+  void finish(Done& done, CallOutcome&& outcome) noexcept;
   void dropConnection(CallStatus status, const std::string& why);
   void expireCalls(Clock::time_point now);
 
@@ -126,7 +134,13 @@ class Client::Impl {
   std::unique_ptr<AmqpConnection> connection_;  // null while disconnected
   std::string reply_to_;
   Clock::time_point last_inbound_;
+  // connection.blocked: the broker reads nothing from this connection until
+  // it sends connection.unblocked. Requests wait unsent meanwhile, each
+  // until its deadline.
+  std::optional<std::string> blocked_reason_;
+  std::vector<Submission> held_;
   std::atomic<bool> stopping_{false};
+  ConnectionWatch watch_;
 
   std::atomic<std::uint64_t> calls_{0}, ok_{0}, remote_errors_{0}, timeouts_{0}, no_route_{0},
       connection_failures_{0}, late_replies_{0}, connects_{0};
@@ -167,6 +181,7 @@ void Client::Impl::connect() {
     opened->consume(kChannel, reply_to_, /*no_ack=*/true);
   }
   connection_ = std::move(opened);
+  watch_.attach(*connection_);
   assembler_.reset();
   last_inbound_ = Clock::now();
   ++connects_;
@@ -209,11 +224,20 @@ void Client::Impl::run() {
     }
   }
   dropConnection(CallStatus::kConnectionLost, "the client was closed");
-  // Calls submitted while closing get the same answer.
-  submissions_.drainInto(batch);
-  for (Submission& submission : batch) {
+  // Calls submitted while closing, also by the callbacks of those failed
+  // here, get the same answer.
+  for (submissions_.drainInto(batch); !batch.empty(); submissions_.drainInto(batch)) {
+    failUnsent(batch, CallStatus::kConnectionLost, "the client was closed");
+  }
+}
+
+void Client::Impl::failUnsent(std::vector<Submission>& submissions, CallStatus status,
+                              const std::string& why) {
+  std::vector<Submission> failing;
+  failing.swap(submissions);  // a callback may submit again
+  for (Submission& submission : failing) {
     ++connection_failures_;
-    finish(submission.done, failure(CallStatus::kConnectionLost, "the client was closed"));
+    finish(submission.done, failure(status, why));
   }
 }
 
@@ -223,58 +247,52 @@ void Client::Impl::serveTurn(std::vector<Submission>& batch) {
     try {
       connect();
     } catch (const AmqpError& e) {
-      for (Submission& submission : batch) {
-        ++connection_failures_;
-        finish(submission.done, failure(CallStatus::kNotConnected,
-                                        std::string("cannot reach the broker: ") + e.what()));
-      }
-      batch.clear();
+      failUnsent(batch, CallStatus::kNotConnected,
+                 std::string("cannot reach the broker: ") + e.what());
     }
   }
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    try {
-      publish(batch[i]);  // registers the call first: a failure here fails it with the rest
-    } catch (...) {
-      // The connection broke mid-batch: what was not sent yet fails now
-      // rather than waiting for nothing.
-      for (std::size_t j = i + 1; j < batch.size(); ++j) {
-        ++connection_failures_;
-        finish(batch[j].done,
-               failure(CallStatus::kConnectionLost, "connection lost before the request was sent"));
-      }
-      batch.clear();
-      throw;
-    }
-  }
-  batch.clear();
+  send(batch);
 
   if (connection_) {
     for (int i = 0; i < kFramesPerTurn; ++i) {
       amqp_frame_t frame;
-      if (!connection_->readFrameNoWait(frame)) break;
+      {
+        // rabbitmq-c may send a heartbeat on the way.
+        const ConnectionWatch::Send watched(watch_, Clock::now() + connection_->sendTimeout());
+        if (!connection_->readFrameNoWait(frame)) break;
+      }
       last_inbound_ = Clock::now();
       handleFrame(frame);
+      // A long callback: the broker's heartbeats meanwhile are in the socket.
+      if (Clock::now() - last_inbound_ > kLongTurn && connection_ &&
+          connection_->socketReadable()) {
+        last_inbound_ = Clock::now();
+      }
       amqp_maybe_release_buffers(connection_->raw());
     }
   }
 
-  auto now = Clock::now();
+  const auto now = Clock::now();
   expireCalls(now);
+  expireHeld(now);
   std::chrono::milliseconds timeout(1000);
+  std::chrono::seconds heartbeat(0);
   if (connection_) {
-    const auto heartbeat = connection_->heartbeat();
+    heartbeat = connection_->heartbeat();
     if (heartbeat.count() > 0) {
-      // rabbitmq-c only notices a silent broker inside blocking waits.
-      if (now - last_inbound_ > 2 * heartbeat) {
-        throw AmqpError(AmqpError::Scope::kConnection, 0, "no heartbeat from the broker");
-      }
       timeout = std::chrono::duration_cast<std::chrono::milliseconds>(heartbeat) / 4;
     }
     if (connection_->hasBufferedInput()) return;
+    // Unblocked while requests were held: send them now.
+    if (!blocked_reason_ && !held_.empty()) return;
   }
   // Calls submitted by callbacks during this turn are sent before sleeping.
   if (!submissions_.empty()) return;
-  if (const auto next = pending_.nextDeadline()) {
+  std::optional<Clock::time_point> next = pending_.nextDeadline();
+  for (const Submission& held : held_) {
+    if (!next || held.deadline < *next) next = held.deadline;
+  }
+  if (next) {
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(*next - now);
     timeout = std::clamp(left, std::chrono::milliseconds(0), timeout);
   }
@@ -285,6 +303,63 @@ void Client::Impl::serveTurn(std::vector<Submission>& batch) {
     throw AmqpError(AmqpError::Scope::kConnection, 0, "poll failed");
   }
   if (ready > 0 && fds[1].revents != 0) last_inbound_ = Clock::now();
+  // rabbitmq-c only notices a silent broker inside blocking waits, which
+  // this loop never makes: judged here, and only after a wait that found
+  // the socket silent, so that what arrived during a long callback counts.
+  if (ready == 0 && connection_ && heartbeat.count() > 0 &&
+      Clock::now() - last_inbound_ > 2 * heartbeat) {
+    throw AmqpError(AmqpError::Scope::kConnection, 0, "no heartbeat from the broker");
+  }
+}
+
+void Client::Impl::send(std::vector<Submission>& batch) {
+  if (!connection_) {
+    batch.clear();  // failed above
+    return;
+  }
+  if (blocked_reason_) {
+    for (Submission& submission : batch) held_.push_back(std::move(submission));
+    batch.clear();
+    return;
+  }
+  if (!held_.empty()) {
+    // Unblocked: what waited goes first, in the order it was submitted.
+    for (Submission& submission : batch) held_.push_back(std::move(submission));
+    batch.swap(held_);
+    held_.clear();
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    try {
+      publish(batch[i]);  // registers the call first: a failure here fails it with the rest
+    } catch (...) {
+      // The connection broke mid-batch: what was not sent yet fails now
+      // rather than waiting for nothing.
+      std::vector<Submission> unsent(std::make_move_iterator(batch.begin() + i + 1),
+                                     std::make_move_iterator(batch.end()));
+      batch.clear();
+      failUnsent(unsent, CallStatus::kConnectionLost,
+                 "connection lost before the request was sent");
+      throw;
+    }
+  }
+  batch.clear();
+}
+
+void Client::Impl::expireHeld(Clock::time_point now) {
+  if (held_.empty()) return;
+  std::vector<Submission> expired;
+  std::vector<Submission> kept;
+  for (Submission& submission : held_) {
+    (submission.deadline <= now ? expired : kept).push_back(std::move(submission));
+  }
+  held_.swap(kept);
+  for (Submission& submission : expired) {
+    ++timeouts_;
+    finish(submission.done, failure(CallStatus::kTimeout,
+                                    "timed out before it was sent: the broker blocks "
+                                    "publishing (" +
+                                        blocked_reason_.value_or("unblocked too late") + ")"));
+  }
 }
 
 void Client::Impl::publish(Submission& submission) {
@@ -312,7 +387,9 @@ void Client::Impl::publish(Submission& submission) {
     properties.content_type = bytesOf(submission.content_type);
   }
   // mandatory: a request to a queue that does not exist comes back at once
-  // as basic.return instead of vanishing until the timeout.
+  // as basic.return instead of vanishing until the timeout. A send the
+  // broker does not take is cut at the call's deadline.
+  const ConnectionWatch::Send watched(watch_, submission.deadline);
   connection_->publish(kChannel, submission.queue, &properties, submission.body,
                        /*mandatory=*/true);
 }
@@ -339,8 +416,17 @@ void Client::Impl::handleFrame(const amqp_frame_t& frame) {
     }
     case AMQP_BASIC_CANCEL_METHOD:
       throw AmqpError(AmqpError::Scope::kChannel, 0, "the broker cancelled the reply consumer");
+    case AMQP_CONNECTION_BLOCKED_METHOD: {
+      const auto* blocked = static_cast<const amqp_connection_blocked_t*>(method.decoded);
+      blocked_reason_ =
+          std::string(static_cast<const char*>(blocked->reason.bytes), blocked->reason.len);
+      return;
+    }
+    case AMQP_CONNECTION_UNBLOCKED_METHOD:
+      blocked_reason_.reset();
+      return;
     default:
-      return;  // connection.blocked and friends: publishing simply waits
+      return;
   }
 }
 
@@ -376,6 +462,17 @@ void Client::Impl::complete(PendingCall& call, CallOutcome&& outcome) {
   finish(call.done, std::move(outcome));
 }
 
+void Client::Impl::finish(Done& done, CallOutcome&& outcome) noexcept {
+  std::optional<ConnectionWatch::Callback> callback;
+  // The watcher keeps the connection's heartbeats going meanwhile.
+  if (connection_) callback.emplace(watch_);
+  try {
+    done(std::move(outcome));
+  } catch (...) {
+    // A throwing callback must not take the I/O thread down with it.
+  }
+}
+
 void Client::Impl::expireCalls(Clock::time_point now) {
   for (PendingCall& call : pending_.expire(now)) {
     ++timeouts_;
@@ -386,9 +483,19 @@ void Client::Impl::expireCalls(Clock::time_point now) {
 
 void Client::Impl::dropConnection(CallStatus status, const std::string& why) {
   if (connection_) {
-    connection_->close();
+    {
+      const ConnectionWatch::Send watched(watch_, Clock::now() + kCloseTimeout);
+      connection_->close();
+    }
+    watch_.detach();
     connection_.reset();
   }
+  // A call whose time is up timed out, whatever happens to the connection.
+  const auto now = Clock::now();
+  expireCalls(now);
+  expireHeld(now);
+  blocked_reason_.reset();
+  failUnsent(held_, status, why + " (before the request was sent)");
   for (PendingCall& call : pending_.takeAll()) {
     ++connection_failures_;
     complete(call, failure(status, why));

@@ -4,6 +4,7 @@
 #include "fifo_gate.h"
 #include "private_broker.h"
 #include "rpc_client.h"
+#include "tcp_proxy.h"
 
 #include <warren/client.hpp>
 
@@ -11,6 +12,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
+#include <future>
 #include <random>
 #include <thread>
 
@@ -189,6 +192,115 @@ TEST(Client, FailsCallsInFlightWhenTheBrokerGoesAndSucceedsAfterItReturns) {
   ASSERT_TRUE(daemon.log().waitFor("consuming again after", 30s));
   EXPECT_EQ(client.call("client_restart", "echo:back").body, "echo:back");
   EXPECT_EQ(client.stats().connects, 2u);
+}
+
+// A memory alarm: the broker sends connection.blocked and reads nothing more
+// from the connection. The client holds requests instead of writing them
+// into a socket nobody reads, times them out on time, keeps the connection,
+// and sends again once unblocked.
+TEST(Client, HoldsRequestsWhileTheBrokerBlocksPublishingAndTimesThemOutOnTime) {
+  struct AlarmOffOnExit {
+    ~AlarmOffOnExit() { broker().ctl("set_vm_memory_high_watermark 0.4"); }
+  } alarm_off;
+  RunningDaemon daemon(sumDaemon("client_blocked", 1));
+  Client client(optionsFor());
+  EXPECT_EQ(client.call("client_blocked", "1,2").body, "3");
+  broker().ctl("set_vm_memory_high_watermark 0");
+  // The broker blocks the connection when it next publishes; answered or
+  // not, this call brings the notification.
+  try {
+    client.call("client_blocked", "2,3", within(1s));
+  } catch (const CallError& e) {
+    EXPECT_EQ(e.status(), CallStatus::kTimeout) << e.what();
+  }
+  // Larger than every socket buffer on the way: written into the socket it
+  // would block the client's I/O thread.
+  const std::string large(32 * 1024 * 1024, '7');
+  const auto started = Clock::now();
+  try {
+    client.call("client_blocked", large, within(1500ms));
+    FAIL() << "a call went through a blocked connection";
+  } catch (const CallError& e) {
+    EXPECT_EQ(e.status(), CallStatus::kTimeout) << e.what();
+    EXPECT_NE(std::string(e.what()).find("the broker blocks publishing"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_LT(Clock::now() - started, 5s) << "the timeout fired far too late";
+  broker().ctl("set_vm_memory_high_watermark 0.4");
+  EXPECT_EQ(client.call("client_blocked", "2,2", within(20s)).body, "4");
+  EXPECT_EQ(client.stats().connects, 1u) << "the blocked connection was given up";
+}
+
+// A broker path that stops reading (TcpProxy paused): the send of a large
+// request would wait forever in rabbitmq-c. It is cut at the call's
+// deadline: the call fails on time, and the next one reconnects.
+TEST(Client, FailsACallOnTimeWhenThePeerStopsReadingItsRequest) {
+  RunningDaemon daemon(sumDaemon("client_stuck", 1));
+  TcpProxy proxy(broker().port());
+  ClientOptions options = optionsFor();
+  options.broker_url = "amqp://guest:guest@127.0.0.1:" + std::to_string(proxy.port()) + "/%2f";
+  Client client(options);
+  EXPECT_EQ(client.call("client_stuck", "1,2").body, "3");
+  proxy.pause();
+  const std::string large(32 * 1024 * 1024, '7');
+  const auto started = Clock::now();
+  auto stuck = client.callAsync("client_stuck", large, within(1s));
+  if (stuck.wait_for(20s) != std::future_status::ready) {
+    proxy.cut();  // frees the I/O thread, so that the client can be destroyed
+    FAIL() << "the call did not fail while its request could not be sent";
+  }
+  try {
+    stuck.get();
+    FAIL() << "a call succeeded through a stopped peer";
+  } catch (const CallError& e) {
+    EXPECT_EQ(e.status(), CallStatus::kTimeout) << e.what();
+  }
+  EXPECT_LT(Clock::now() - started, 5s) << "the call failed far too late";
+  proxy.resume();
+  EXPECT_EQ(client.call("client_stuck", "2,2", within(20s)).body, "4");
+  EXPECT_EQ(client.stats().connects, 2u);
+}
+
+// A callback that takes longer than two heartbeats: the client keeps sending
+// heartbeats meanwhile (or the broker drops the connection), what the broker
+// sent meanwhile counts as heard (or the client judges it silent), and the
+// next call is answered on the same connection.
+TEST(Client, ACallbackLongerThanTwoHeartbeatsFailsNoCallInFlight) {
+  RunningDaemon daemon(sumDaemon("client_long_callback", 1));
+  ClientOptions options = optionsFor();
+  options.heartbeat = 1s;
+  Client client(options);
+  std::promise<void> slow_done;
+  client.callAsync("client_long_callback", "1,1", within(20s), [&](CallOutcome&& outcome) {
+    EXPECT_TRUE(outcome.ok()) << outcome.message;
+    // The scenario itself: a callback that works for three heartbeats.
+    std::this_thread::sleep_for(3s);
+    slow_done.set_value();
+  });
+  slow_done.get_future().wait();
+  EXPECT_EQ(client.call("client_long_callback", "2,3", within(20s)).body, "5");
+  EXPECT_EQ(client.stats().connects, 1u) << "the connection was dropped as silent";
+  EXPECT_EQ(client.stats().connection_failures, 0u);
+}
+
+// Callbacks of calls failed while the client closes may submit more calls;
+// those get their answer too, before the destructor returns.
+TEST(Client, CallsSubmittedByCallbacksWhileClosingAreAnswered) {
+  TestClient admin(broker().port());
+  admin.declareQueue("client_closing");  // no consumer: the call waits
+  std::atomic<int> answered{0};
+  {
+    // Declared before the client: the callbacks run while it is destroyed.
+    std::function<void(CallOutcome &&)> chain;
+    Client client(optionsFor());
+    chain = [&](CallOutcome&& outcome) {
+      EXPECT_EQ(outcome.status, CallStatus::kConnectionLost) << outcome.message;
+      if (++answered < 3) client.callAsync("client_closing", "1,1", within(20s), chain);
+    };
+    client.callAsync("client_closing", "1,1", within(20s), chain);
+  }
+  EXPECT_EQ(answered.load(), 3);
+  admin.deleteQueue("client_closing");
 }
 
 }  // namespace
