@@ -55,7 +55,7 @@ std::string formatConfigError(const std::filesystem::path& file, SourceMark mark
 
 struct ReconnectConfig {
   std::chrono::milliseconds initial_delay{100};
-  std::chrono::milliseconds max_delay{30000};
+  std::chrono::milliseconds max_delay{2000};
 };
 
 struct BrokerConfig {

@@ -6,7 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <memory>
+#include <thread>
 
 namespace warren::test {
 namespace {
@@ -70,6 +72,29 @@ TEST(Faults, KeepsServingAcrossABrokerStopAndStart) {
 TEST(Faults, KeepsServingAfterTheBrokerIsKilled) {
   restartMidTraffic(
       "sum_broker_kill", [] { broker().kill(); }, "connection lost");
+}
+
+// An outage longer than the first backoff steps: with the default backoff the
+// consumers must not still be sleeping long after the broker is back. The
+// daemon uses the shipped reconnect defaults, not the harness's short ones.
+TEST(Faults, ConsumesAgainWithinFiveSecondsOfTheBrokersReturnAfterAnEightSecondOutage) {
+  const BrokerBackOnExit guard;
+  std::string yaml = daemonYaml(broker().port(), restartQueue("sum_back_soon"));
+  const std::string harness_backoff = "  reconnect:\n    initial_delay: 50ms\n    max_delay: 1s\n";
+  ASSERT_NE(yaml.find(harness_backoff), std::string::npos);
+  yaml.erase(yaml.find(harness_backoff), harness_backoff.size());
+  RunningDaemon daemon(yaml);
+  broker().stop();
+  ASSERT_TRUE(daemon.log().waitFor("connection lost", std::chrono::seconds(20)));
+  // The outage itself: the scenario, not a wait for an event.
+  std::this_thread::sleep_for(std::chrono::seconds(8));
+  broker().start();  // returns once the node accepts AMQP connections
+  const auto back = std::chrono::steady_clock::now();
+  ASSERT_TRUE(daemon.log().waitFor("consuming again after", std::chrono::seconds(60)));
+  EXPECT_LE(std::chrono::steady_clock::now() - back, std::chrono::seconds(5))
+      << "the consumers slept through the broker's return";
+  expectAllAnswered("sum_back_soon", 10);
+  daemon.stop();
 }
 
 // A memory alarm blocks publishing; the broker says so on the connection

@@ -148,7 +148,7 @@ INSTANTIATE_TEST_SUITE_P(
                 "broker.reconnect.initial_delay (2000ms)"},
         BadFile{"initial_delay_above_default_max.yaml",
                 "initial_delay_above_default_max.yaml:4:20: broker.reconnect.initial_delay: must "
-                "not exceed broker.reconnect.max_delay (30000ms)"},
+                "not exceed broker.reconnect.max_delay (2000ms)"},
         // Integers and booleans.
         BadFile{"prefetch_zero.yaml",
                 "prefetch_zero.yaml:7:15: queues[0].prefetch: must be between 1 and 65535, got 0"},
@@ -339,7 +339,7 @@ TEST(ConfigTest, MinimalFileGetsDefaults) {
   EXPECT_EQ(config.broker.heartbeat, milliseconds{10000});
   EXPECT_EQ(config.broker.connect_timeout, milliseconds{5000});
   EXPECT_EQ(config.broker.reconnect.initial_delay, milliseconds{100});
-  EXPECT_EQ(config.broker.reconnect.max_delay, milliseconds{30000});
+  EXPECT_EQ(config.broker.reconnect.max_delay, milliseconds{2000});
   EXPECT_EQ(config.logging.level, "info");
   EXPECT_TRUE(config.metrics.enabled);
   EXPECT_EQ(config.metrics.listen, (ListenAddress{"127.0.0.1", 9464}));
