@@ -3,6 +3,7 @@ stopping a process. Imported by those scripts (they live beside it)."""
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,30 @@ def open_fds(pid):
 def children_cpu():
     usage = os.times()
     return usage.children_user + usage.children_system
+
+
+def free_port():
+    """A loopback port free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_broker_port():
+    """A free port for a private broker: it also takes port + 20000 for Erlang
+    distribution (scripts/rabbitmq-private), so keep both below 65536."""
+    for _ in range(100):
+        port = free_port()
+        if port <= 45535:
+            return port
+        port = 20000 + port % 20000
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port for a private broker")
 
 
 class Broker:
