@@ -30,6 +30,10 @@ constexpr int kExitConfig = 78;
 
 // How often the loop looks at readiness and progress when nothing arrives.
 constexpr std::chrono::milliseconds kTick{500};
+// While stopping, the first look at the drain comes this soon after the stop,
+// and each next one twice as late, up to kTick: an idle daemon exits within
+// milliseconds, a long drain costs a handful of wake-ups.
+constexpr std::chrono::milliseconds kFirstDrainTick{4};
 
 struct Options {
   std::string config_path = "/etc/warren/warren.yaml";
@@ -97,6 +101,7 @@ void serve(warren::Supervisor& supervisor, const Options& options, const sigset_
   auto next_ping = std::chrono::steady_clock::now();
   bool ready = false;
   bool stopping = false;
+  auto drain_tick = kFirstDrainTick;
   std::string status;
 
   for (;;) {
@@ -122,7 +127,12 @@ void serve(warren::Supervisor& supervisor, const Options& options, const sigset_
       next_ping = now + watchdog / 2;
     }
 
-    timespec wait{0, static_cast<long>(std::chrono::nanoseconds(tick).count())};
+    auto wait_for = tick;
+    if (stopping) {
+      wait_for = std::min(drain_tick, tick);
+      drain_tick = std::min(2 * drain_tick, tick);
+    }
+    timespec wait{0, static_cast<long>(std::chrono::nanoseconds(wait_for).count())};
     const int signal = sigtimedwait(&signals, nullptr, &wait);
     if (signal < 0) continue;  // EAGAIN: the tick; EINTR: look again
     if (stopping) {
