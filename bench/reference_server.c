@@ -9,7 +9,10 @@
  * with routing key = reply_to and the same correlation_id.
  *
  * Each thread owns its connection and channel, like the seed's pika server,
- * so the threads share nothing but the stop flags.
+ * so the threads share nothing but the stop flags. With --channels C a
+ * thread's connection carries C channels, each one consumer, all served by
+ * that one thread in turn: --threads 1 --channels 5 is one connection per
+ * queue with the handler inline (bench/run's reference-shared).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -37,6 +40,7 @@ typedef struct {
   const char* queue;
   int threads;
   int prefetch;
+  int channels; /* per thread (connection), each one consumer */
 } options_t;
 
 /* What the threads share: start-up progress (so main can print "ready" once
@@ -77,11 +81,11 @@ static int parse_int(const char* text, long min, long max, int* out) {
 static void usage(void) {
   fprintf(stderr,
           "usage: reference_server [--host H] [--port P] [--queue Q] [--threads N] "
-          "[--prefetch K]\n");
+          "[--prefetch K] [--channels C]\n");
 }
 
 static int parse_args(int argc, char** argv, options_t* opts) {
-  *opts = (options_t){"127.0.0.1", 5672, "sum", 5, 1};
+  *opts = (options_t){"127.0.0.1", 5672, "sum", 5, 1, 1};
   for (int i = 1; i < argc; i++) {
     const char* flag = argv[i];
     if (i + 1 >= argc) return -1;
@@ -96,6 +100,8 @@ static int parse_args(int argc, char** argv, options_t* opts) {
       if (parse_int(value, 1, 1000, &opts->threads) != 0) return -1;
     } else if (strcmp(flag, "--prefetch") == 0) {
       if (parse_int(value, 1, 65535, &opts->prefetch) != 0) return -1;
+    } else if (strcmp(flag, "--channels") == 0) {
+      if (parse_int(value, 1, 2047, &opts->channels) != 0) return -1;
     } else {
       return -1;
     }
@@ -186,19 +192,22 @@ static amqp_connection_state_t open_connection(const options_t* opts, int index)
   return NULL;
 }
 
-/* channel.open, queue.declare as the seed's server does (non-durable, not
- * exclusive, not auto-delete, no arguments), basic.qos, basic.consume with
- * manual acks. */
+/* On each of the thread's channels: channel.open, queue.declare as the
+ * seed's server does (non-durable, not exclusive, not auto-delete, no
+ * arguments), basic.qos, basic.consume with manual acks. */
 static int start_consuming(amqp_connection_state_t conn, const options_t* opts, int index) {
   amqp_bytes_t queue = amqp_cstring_bytes(opts->queue);
-  amqp_channel_open(conn, CHANNEL);
-  if (check_reply(amqp_get_rpc_reply(conn), index, "channel.open")) return -1;
-  amqp_queue_declare(conn, CHANNEL, queue, 0, 0, 0, 0, amqp_empty_table);
-  if (check_reply(amqp_get_rpc_reply(conn), index, "queue.declare")) return -1;
-  amqp_basic_qos(conn, CHANNEL, 0, (uint16_t)opts->prefetch, 0);
-  if (check_reply(amqp_get_rpc_reply(conn), index, "basic.qos")) return -1;
-  amqp_basic_consume(conn, CHANNEL, queue, amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
-  if (check_reply(amqp_get_rpc_reply(conn), index, "basic.consume")) return -1;
+  for (int c = 0; c < opts->channels; c++) {
+    const amqp_channel_t channel = (amqp_channel_t)(CHANNEL + c);
+    amqp_channel_open(conn, channel);
+    if (check_reply(amqp_get_rpc_reply(conn), index, "channel.open")) return -1;
+    amqp_queue_declare(conn, channel, queue, 0, 0, 0, 0, amqp_empty_table);
+    if (check_reply(amqp_get_rpc_reply(conn), index, "queue.declare")) return -1;
+    amqp_basic_qos(conn, channel, 0, (uint16_t)opts->prefetch, 0);
+    if (check_reply(amqp_get_rpc_reply(conn), index, "basic.qos")) return -1;
+    amqp_basic_consume(conn, channel, queue, amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+    if (check_reply(amqp_get_rpc_reply(conn), index, "basic.consume")) return -1;
+  }
   return 0;
 }
 
@@ -247,15 +256,15 @@ static int serve_delivery(amqp_connection_state_t conn, const amqp_envelope_t* e
       out.correlation_id = in->correlation_id;
     }
     amqp_bytes_t reply_body = {(size_t)len, body};
-    int status =
-        amqp_basic_publish(conn, CHANNEL, amqp_empty_bytes, in->reply_to, 0, 0, &out, reply_body);
+    int status = amqp_basic_publish(conn, env->channel, amqp_empty_bytes, in->reply_to, 0, 0, &out,
+                                    reply_body);
     if (status != AMQP_STATUS_OK) {
       fprintf(stderr, "reference_server[%d]: publish: %s\n", index, amqp_error_string2(status));
       return -1;
     }
   }
   /* No reply_to: nowhere to answer; ack it anyway so it does not come back. */
-  int status = amqp_basic_ack(conn, CHANNEL, env->delivery_tag, 0);
+  int status = amqp_basic_ack(conn, env->channel, env->delivery_tag, 0);
   if (status != AMQP_STATUS_OK) {
     fprintf(stderr, "reference_server[%d]: ack: %s\n", index, amqp_error_string2(status));
     return -1;
@@ -312,7 +321,9 @@ static void* worker_main(void* arg) {
   if (conn != NULL) {
     /* Unacked prefetched messages go back to the queue when the channel closes. */
     if (w->ok) {
-      amqp_channel_close(conn, CHANNEL, AMQP_REPLY_SUCCESS);
+      for (int c = 0; c < shared->opts->channels; c++) {
+        amqp_channel_close(conn, (amqp_channel_t)(CHANNEL + c), AMQP_REPLY_SUCCESS);
+      }
       amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
     }
     amqp_destroy_connection(conn);
