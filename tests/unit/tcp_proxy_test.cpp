@@ -1,6 +1,7 @@
 // The test proxy (tests/support/tcp_proxy.h) against loopback sockets the
 // test drives itself, and a one-thread echo server: no broker.
 #include "tcp_proxy.h"
+#include "unique_fd.h"
 
 #include <gtest/gtest.h>
 
@@ -31,32 +32,7 @@ using warren::test::TcpProxy;
 constexpr auto kTimeout = 10s;
 constexpr std::size_t kMiB = 1024 * 1024;
 
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) noexcept : fd_(fd) {}
-  ~Fd() { reset(); }
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-
-  int get() const noexcept { return fd_; }
-  explicit operator bool() const noexcept { return fd_ >= 0; }
-  void reset() noexcept {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
+using Fd = warren::test::UniqueFd;
 
 int remainingMs(Clock::time_point deadline) {
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
