@@ -232,6 +232,11 @@ bool AmqpConnection::socketReadable() const noexcept {
   return ::poll(&ready, 1, 0) == 1;
 }
 
+bool AmqpConnection::socketWritable() const noexcept {
+  pollfd ready{fd_, POLLOUT, 0};
+  return ::poll(&ready, 1, 0) == 1 && (ready.revents & POLLOUT) != 0;
+}
+
 void AmqpConnection::openChannel(amqp_channel_t channel) {
   const Busy busy(*this, send_timeout_ + rpc_timeout_);
   amqp_channel_open(state_, channel);

@@ -96,6 +96,9 @@ class AmqpConnection {
   // meanwhile counts as heard from the broker: readFrameNoWait() consumes
   // heartbeats without returning them.
   bool socketReadable() const noexcept;
+  // True when the socket has room to send a frame now: a heartbeat sent by
+  // a watching thread then cannot block.
+  bool socketWritable() const noexcept;
 
   void openChannel(amqp_channel_t channel);
   void setPrefetch(amqp_channel_t channel, std::uint16_t prefetch);

@@ -1,19 +1,8 @@
 #include "connection_watch.h"
 
-#include <poll.h>
-
 #include <algorithm>
 
 namespace warren::client_detail {
-namespace {
-
-// True when the socket has room for a heartbeat frame now.
-bool writable(int fd) noexcept {
-  pollfd ready{fd, POLLOUT, 0};
-  return ::poll(&ready, 1, 0) == 1 && (ready.revents & POLLOUT) != 0;
-}
-
-}  // namespace
 
 ConnectionWatch::ConnectionWatch() : thread_(&ConnectionWatch::run, this) {}
 
@@ -133,7 +122,7 @@ void ConnectionWatch::run() {
     // A callback running for a tick: nobody else sends for this connection.
     // Heartbeats every two ticks (half the heartbeat), as rabbitmq-c would.
     if (in_callback_ && tick_ > Clock::duration::zero() && woke - callback_started_ >= tick_ &&
-        woke - last_heartbeat_ >= 2 * tick_ && writable(connection_->fd())) {
+        woke - last_heartbeat_ >= 2 * tick_ && connection_->socketWritable()) {
       sendHeartbeat(lock, woke);
     }
   }

@@ -1,7 +1,5 @@
 #include "watched_connection.h"
 
-#include <poll.h>
-
 namespace warren {
 namespace {
 
@@ -9,12 +7,6 @@ namespace {
 // a handler parked just after gets its first heartbeat, within this time
 // (plus half a heartbeat).
 constexpr std::chrono::milliseconds kIdleRecheck{1000};
-
-// True when the socket has room for a heartbeat frame now.
-bool writable(int fd) noexcept {
-  pollfd ready{fd, POLLOUT, 0};
-  return ::poll(&ready, 1, 0) == 1 && (ready.revents & POLLOUT) != 0;
-}
 
 }  // namespace
 
@@ -65,7 +57,7 @@ std::chrono::milliseconds WatchedConnection::keepAlive(Clock::time_point now) no
   // The negotiated value: the broker may have lowered what we proposed.
   const auto heartbeat = std::chrono::milliseconds(connection_->heartbeat());
   if (heartbeat.count() == 0) return kIdleRecheck;
-  if (now - last_sent_ >= heartbeat / 2 && writable(connection_->fd())) {
+  if (now - last_sent_ >= heartbeat / 2 && connection_->socketWritable()) {
     AmqpConnection& connection = *connection_;
     sending_ = true;
     lock.unlock();
