@@ -209,6 +209,8 @@ ClientStats Client::Impl::stats() const {
   stats.connection_failures = connection_failures_;
   stats.late_replies = late_replies_;
   stats.connects = connects_;
+  stats.stalled_sends_cut = watch_.cuts();
+  stats.callback_heartbeats = watch_.heartbeatsSent();
   return stats;
 }
 

@@ -69,7 +69,8 @@ class ConnectionWatch {
     ConnectionWatch& watch_;
   };
 
-  // Connections cut and heartbeats sent so far (for tests and stats).
+  // Connections cut for a stalled send, and heartbeats the watcher sent
+  // during callbacks, so far (ClientStats).
   std::uint64_t cuts() const;
   std::uint64_t heartbeatsSent() const;
 

@@ -98,13 +98,19 @@ struct ClientStats {
   std::uint64_t connection_failures = 0;
   std::uint64_t late_replies = 0;  // replies to calls that had timed out, dropped
   std::uint64_t connects = 0;
+  // Connections cut because a send was not taken by its deadline (a broker
+  // or path that stopped reading).
+  std::uint64_t stalled_sends_cut = 0;
+  // Heartbeats sent for the connection while a callback held the I/O thread
+  // (nonzero: some callback ran longer than half a heartbeat interval).
+  std::uint64_t callback_heartbeats = 0;
 };
 
 class Client {
  public:
   // Connects at once; throws CallError(kNotConnected) when the broker cannot
-  // be reached, std::invalid_argument when the URL is malformed. A connection lost later fails the calls in flight
-  // (kConnectionLost) and is re-opened for the next call.
+  // be reached, std::invalid_argument when the URL is malformed. A connection lost later fails the
+  // calls in flight (kConnectionLost) and is re-opened for the next call.
   explicit Client(ClientOptions options = {});
   // Fails calls still in flight (kConnectionLost) and closes the connection.
   ~Client();

@@ -229,6 +229,7 @@ TEST(Client, HoldsRequestsWhileTheBrokerBlocksPublishingAndTimesThemOutOnTime) {
   broker().ctl("set_vm_memory_high_watermark 0.4");
   EXPECT_EQ(client.call("client_blocked", "2,2", within(20s)).body, "4");
   EXPECT_EQ(client.stats().connects, 1u) << "the blocked connection was given up";
+  EXPECT_EQ(client.stats().stalled_sends_cut, 0u) << "a held request was written and cut";
 }
 
 // A broker path that stops reading (TcpProxy paused): the send of a large
@@ -256,6 +257,7 @@ TEST(Client, FailsACallOnTimeWhenThePeerStopsReadingItsRequest) {
     EXPECT_EQ(e.status(), CallStatus::kTimeout) << e.what();
   }
   EXPECT_LT(Clock::now() - started, 5s) << "the call failed far too late";
+  EXPECT_EQ(client.stats().stalled_sends_cut, 1u);
   proxy.resume();
   EXPECT_EQ(client.call("client_stuck", "2,2", within(20s)).body, "4");
   EXPECT_EQ(client.stats().connects, 2u);
@@ -273,7 +275,8 @@ TEST(Client, ACallbackLongerThanTwoHeartbeatsFailsNoCallInFlight) {
   std::promise<void> slow_done;
   client.callAsync("client_long_callback", "1,1", within(20s), [&](CallOutcome&& outcome) {
     EXPECT_TRUE(outcome.ok()) << outcome.message;
-    // The scenario itself: a callback that works for three heartbeats.
+    // The workload under test, not a wait for an event: a callback that
+    // keeps the I/O thread busy for three heartbeat intervals.
     std::this_thread::sleep_for(3s);
     slow_done.set_value();
   });
@@ -281,6 +284,8 @@ TEST(Client, ACallbackLongerThanTwoHeartbeatsFailsNoCallInFlight) {
   EXPECT_EQ(client.call("client_long_callback", "2,3", within(20s)).body, "5");
   EXPECT_EQ(client.stats().connects, 1u) << "the connection was dropped as silent";
   EXPECT_EQ(client.stats().connection_failures, 0u);
+  // Half-heartbeat spacing over 3 s, after the first tick: 4 or 5.
+  EXPECT_GE(client.stats().callback_heartbeats, 3u) << "the watcher kept no heartbeat going";
 }
 
 // Callbacks of calls failed while the client closes may submit more calls;
