@@ -1,12 +1,11 @@
-// Which of a queue's consumers are consuming: for readiness, for tests that
+// Whether a queue's consumers are consuming: for readiness, for tests that
 // wait, and for a log that speaks once per outage instead of once per
-// consumer and attempt.
+// attempt.
 //
-// Each consumer has its own connection and its own backoff. When the broker
-// goes away they all fail at about the same time, so the first failure of an
-// outage is logged, then only the retries of the lowest-numbered consumer
-// still down (at attempts 1, 2, 4, 8, ...), and one line when the last
-// consumer is back.
+// The consumers of a queue share its connection (queue_connection.h): they
+// start consuming together and are lost together. The first failure of an
+// outage is logged, then only the retries at attempts 1, 2, 4, 8, ..., and
+// one line when the consumers are back.
 #pragma once
 
 #include "metrics_queue.h"
@@ -20,7 +19,6 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <vector>
 
 namespace warren {
 
@@ -32,32 +30,30 @@ class QueueHealth {
   QueueHealth(std::string queue, int consumers, int prefetch,
               std::shared_ptr<spdlog::logger> logger, std::shared_ptr<QueueMetrics> metrics);
 
-  // Consumer `index` started consuming after `attempts` failed attempts.
-  void consuming(int index, std::uint32_t attempts);
-  // Consumer `index` failed (to connect, or its session ended) and retries
-  // in `delay`. `lost` when it was consuming; `misconfigured` when the broker
+  // Every consumer started consuming after `attempts` failed attempts.
+  void consuming(std::uint32_t attempts);
+  // The connection failed (to open, or its session ended); retried in
+  // `delay`. `lost` when it was consuming; `misconfigured` when the broker
   // refuses what the configuration asks for (logged as an error).
-  void failed(int index, std::string_view failure, std::uint32_t attempt,
-              std::chrono::milliseconds delay, bool lost, bool misconfigured);
-  // Consumer `index` stopped for good (shutdown).
-  void stopped(int index);
+  void failed(std::string_view failure, std::uint32_t attempt, std::chrono::milliseconds delay,
+              bool lost, bool misconfigured);
+  // The consumers stopped for good (shutdown).
+  void stopped();
 
-  int consumersConfigured() const noexcept { return static_cast<int>(consuming_.size()); }
+  int consumersConfigured() const noexcept { return consumers_; }
   int consumersConsuming() const;
   // Blocks until every consumer consumes, or the deadline; true when they do.
   bool waitAllConsuming(Clock::time_point deadline) const;
 
  private:
-  int lowestDown() const;  // under mutex
-
   std::string queue_;
   int prefetch_;
   std::shared_ptr<spdlog::logger> logger_;
   std::shared_ptr<QueueMetrics> metrics_;
   mutable std::mutex mutex_;
   mutable std::condition_variable changed_;
-  std::vector<char> consuming_;  // by consumer index: consuming or not
-  int count_ = 0;
+  const int consumers_;
+  int count_ = 0;        // consuming: 0 or consumers_
   bool served_ = false;  // all consumers consumed at least once
   bool outage_ = false;  // some consumer is down since the last time all were up
   Clock::time_point outage_started_;

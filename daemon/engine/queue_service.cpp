@@ -1,7 +1,5 @@
 #include "queue_service.h"
 
-#include <algorithm>
-
 namespace warren {
 
 QueueService::QueueService(QueueConfig queue, BrokerSettings broker,
@@ -12,14 +10,8 @@ QueueService::QueueService(QueueConfig queue, BrokerSettings broker,
     : drain_timeout_(drain_timeout),
       runtime_(std::make_shared<QueueRuntime>(std::move(queue), std::move(broker),
                                               std::move(handler), std::move(logger),
-                                              std::move(metrics))) {
-  std::vector<WatchedConnection*> parked;
-  for (int i = 0; i < runtime_->queue.consumers; ++i) {
-    consumers_.push_back(std::make_shared<Consumer>(runtime_, i));
-    parked.push_back(&consumers_.back()->watchedConnection());
-  }
-  keeper_.emplace(std::move(parked));
-}
+                                              std::move(metrics))),
+      connection_(std::make_shared<QueueConnection>(runtime_)) {}
 
 QueueService::~QueueService() {
   requestStop();
@@ -29,7 +21,7 @@ QueueService::~QueueService() {
 void QueueService::start() {
   std::lock_guard lock(stop_mutex_);
   started_ = true;
-  for (auto& consumer : consumers_) consumer->start();
+  connection_->start();
 }
 
 void QueueService::requestStop() noexcept {
@@ -38,8 +30,7 @@ void QueueService::requestStop() noexcept {
   drain_deadline_ = std::chrono::steady_clock::now() + drain_timeout_;
   runtime_->stop.request();
   if (!started_) return;  // built for a reload that was then rejected: nothing to say
-  int busy = 0;
-  for (auto& consumer : consumers_) busy += consumer->watchedConnection().parked() ? 1 : 0;
+  const int busy = connection_->handlersRunning();
   runtime_->logger->info("draining: no new requests, {} in progress (up to {} ms)", busy,
                          drain_timeout_.count());
 }
@@ -57,12 +48,11 @@ void QueueService::join() {
     joined_ = true;
     deadline = drain_deadline_;
   }
-  int abandoned = 0;
-  for (auto& consumer : consumers_) abandoned += consumer->join(deadline) ? 0 : 1;
+  const int abandoned = connection_->join(deadline);
   if (abandoned > 0 && !abandoned_.exchange(true)) {
     runtime_->logger->warn(
-        "{} handler(s) still running after the drain timeout ({} ms); closed their "
-        "connections, the broker redelivers their requests",
+        "{} handler(s) still running after the drain timeout ({} ms); closed the queue's "
+        "connection, the broker redelivers their requests",
         abandoned, drain_timeout_.count());
   }
   runtime_->logger->info("stopped");
@@ -72,9 +62,7 @@ bool QueueService::tryJoin() {
   {
     std::lock_guard lock(stop_mutex_);
     if (joined_ || !started_) return true;
-    if (std::chrono::steady_clock::now() < drain_deadline_ &&
-        !std::all_of(consumers_.begin(), consumers_.end(),
-                     [](const auto& consumer) { return consumer->done(); })) {
+    if (std::chrono::steady_clock::now() < drain_deadline_ && !connection_->done()) {
       return false;
     }
   }
@@ -83,10 +71,7 @@ bool QueueService::tryJoin() {
 }
 
 int QueueService::stalledConsumers() const {
-  const auto now = std::chrono::steady_clock::now();
-  int stalled = 0;
-  for (const auto& consumer : consumers_) stalled += consumer->stalled(now) ? 1 : 0;
-  return stalled;
+  return connection_->stalled(std::chrono::steady_clock::now()) ? 1 : 0;
 }
 
 bool QueueService::waitConsuming(std::chrono::steady_clock::time_point deadline) const {

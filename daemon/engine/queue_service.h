@@ -1,13 +1,13 @@
-// Serves one configured queue with N consumers (consumer.h), each with its
-// own connection and thread, and one HeartbeatKeeper for the connections of
-// consumers busy in a handler.
+// Serves one configured queue: its connection with N consumers
+// (queue_connection.h), and the stop, drain and join that a reload or
+// shutdown asks of it.
 #pragma once
 
 #include "config.h"
-#include "consumer.h"
-#include "heartbeat_keeper.h"
 #include "metrics_queue.h"
 #include "plugin_instance.h"
+#include "queue_connection.h"
+#include "queue_runtime.h"
 
 #include <spdlog/logger.h>
 
@@ -34,7 +34,7 @@ class QueueService {
   // Stop taking requests; requests in progress have until the drain timeout
   // to finish. Returns at once; join() waits.
   void requestStop() noexcept;
-  // After requestStop(): waits for the consumers (see Consumer::join).
+  // After requestStop(): waits for the consumers (see QueueConnection::join).
   void join();
   // After requestStop(), for a caller that must not wait: joins when every
   // consumer is done or the drain deadline has passed (then join() only
@@ -47,7 +47,8 @@ class QueueService {
   // Blocks until every consumer is consuming, or the deadline; true when so.
   bool waitConsuming(std::chrono::steady_clock::time_point deadline) const;
   int consumersConsuming() const { return runtime_->health.consumersConsuming(); }
-  // Consumers past the time they promised to come round again (watchdog).
+  // 1 when the thread holding the connection is past the time it promised
+  // to come round again (watchdog), else 0.
   int stalledConsumers() const;
   // True after join() when handlers were still running at the drain deadline.
   bool abandonedHandlers() const noexcept { return abandoned_.load(); }
@@ -59,8 +60,7 @@ class QueueService {
  private:
   std::chrono::milliseconds drain_timeout_;
   std::shared_ptr<QueueRuntime> runtime_;
-  std::vector<std::shared_ptr<Consumer>> consumers_;
-  std::optional<HeartbeatKeeper> keeper_;  // destroyed before the consumers
+  std::shared_ptr<QueueConnection> connection_;
 
   std::mutex stop_mutex_;
   std::chrono::steady_clock::time_point drain_deadline_;  // under stop_mutex_

@@ -1,5 +1,5 @@
 // What to do with one delivery, decided without a broker: the consumer
-// (consumer.h) gathers the facts, asks decide(), and only executes the
+// (queue_connection.h) gathers the facts, asks decide(), and only executes the
 // answer. Tests drive it directly (tests/unit/request_policy_test.cpp).
 #pragma once
 

@@ -10,6 +10,7 @@
 
 #include <map>
 #include <random>
+#include <set>
 #include <thread>
 
 namespace warren::test {
@@ -95,6 +96,47 @@ TEST(Daemon, AnswersMalformedBodiesWithErrorsWhileServingValidOnes) {
   daemon.stop();
   EXPECT_EQ(daemon.counters("sum_bad").replied_error, 7u);
   expectQueueSettled("sum_bad");
+}
+
+// The consumers of a queue share one connection, and a handler runs on the
+// thread that read its request: one that runs long must hand the connection
+// to another thread, so that the other consumers go on answering, up to
+// `consumers` handlers at once; and a stop drains what they still hold.
+TEST(Daemon, AHeldHandlerLeavesTheQueuesOtherConsumersServingAndDrains) {
+  Gate gate;
+  RunningDaemon daemon(daemonYaml(broker().port(),
+                                  "  - name: held_others\n    handler: gate\n"
+                                  "    consumers: 3\n" +
+                                      gate.options(),
+                                  "", WARREN_FIXTURE_PLUGIN_DIR));
+  TestClient client(broker().port());
+  TestClient held_client(broker().port());
+  held_client.send("held_others", "held-1", "held-1");
+  ASSERT_TRUE(gate.waitEntered(std::chrono::seconds(10)));
+  EXPECT_EQ(client.call("held_others", "echo:a").body, "echo:a");
+  held_client.send("held_others", "held-2", "held-2");
+  ASSERT_TRUE(gate.waitEntered(std::chrono::seconds(10))) << "a second handler never ran";
+  EXPECT_EQ(client.call("held_others", "echo:b").body, "echo:b");
+
+  // Stopping: both held handlers still answer within the drain timeout.
+  bool clean = false;
+  std::thread stopper([&daemon, &clean] { clean = daemon.stop(); });
+  EXPECT_TRUE(
+      daemon.log().waitFor("draining: no new requests, 2 in progress", std::chrono::seconds(10)));
+  gate.open();
+  gate.open();
+  std::set<std::string> answered;
+  for (int i = 0; i < 2; ++i) {
+    auto reply = held_client.receive(std::chrono::seconds(10));
+    ASSERT_TRUE(reply) << "a held request was not answered";
+    EXPECT_EQ(reply->body, reply->correlation_id);
+    answered.insert(reply->correlation_id);
+  }
+  stopper.join();
+  EXPECT_TRUE(clean) << "the drain did not end cleanly";
+  EXPECT_EQ(answered, (std::set<std::string>{"held-1", "held-2"}));
+  EXPECT_EQ(daemon.counters("held_others").handled, 4u);
+  expectQueueSettled("held_others");
 }
 
 TEST(Daemon, AHandlerOverrunningTheDrainTimeoutIsAbandonedAndItsRequestRedelivered) {

@@ -1,0 +1,54 @@
+// What the threads serving one queue share: its configuration, broker
+// settings, handler, logger, metrics, health and stop signal. Held by
+// shared_ptr from each of them, so that a thread left running past the drain
+// deadline (a handler that never returns) still finds it alive.
+#pragma once
+
+#include "amqp_connection.h"
+#include "backoff.h"
+#include "broker_url.h"
+#include "config.h"
+#include "metrics_queue.h"
+#include "plugin_instance.h"
+#include "queue_health.h"
+#include "request_policy.h"
+#include "stop_signal.h"
+
+#include <spdlog/logger.h>
+
+#include <memory>
+
+namespace warren {
+
+struct BrokerSettings {
+  BrokerAddress address;
+  ConnectionOptions connection;
+  ReconnectConfig reconnect;
+};
+
+struct QueueRuntime {
+  QueueRuntime(QueueConfig queue_config, BrokerSettings broker_settings,
+               std::shared_ptr<const PluginInstance> handler_instance,
+               std::shared_ptr<spdlog::logger> queue_logger,
+               std::shared_ptr<QueueMetrics> queue_metrics)
+      : queue(std::move(queue_config)),
+        broker(std::move(broker_settings)),
+        handler(std::move(handler_instance)),
+        logger(std::move(queue_logger)),
+        metrics(std::move(queue_metrics)),
+        health(queue.name, queue.consumers, queue.prefetch, logger, metrics),
+        dead_letter(queue.arguments.count("x-dead-letter-exchange") != 0) {}
+
+  const QueueConfig queue;
+  const BrokerSettings broker;
+  const std::shared_ptr<const PluginInstance> handler;
+  const std::shared_ptr<spdlog::logger> logger;
+  const std::shared_ptr<QueueMetrics> metrics;
+  QueueHealth health;
+  StopSignal stop;
+  // Requests refused a reply must go somewhere other than back to the queue.
+  const bool dead_letter;
+  RefusedReplies replies;
+};
+
+}  // namespace warren
