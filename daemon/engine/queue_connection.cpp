@@ -96,6 +96,16 @@ void QueueConnection::start() {
 }
 
 void QueueConnection::spawnLocked() {
+  // Threads that ended keep their stacks until joined. Each set `exited` as
+  // its last use of the list; what is left of it needs no lock.
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    if (it->exited && it->thread.joinable()) {
+      it->thread.join();
+      it = workers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
   Worker& worker = workers_.emplace_back();
   // The new thread waits for threads_mutex_, held here, before it looks at
   // `worker`.
@@ -106,6 +116,14 @@ void QueueConnection::workerMain(Worker& self) {
   for (;;) {
     {
       std::unique_lock lock(threads_mutex_);
+      // The holder and one thread per consumer's handler are all the queue
+      // can use: a thread beyond them (one that returned from a handler
+      // while a hand-off started another) ends.
+      if (liveWorkersLocked() > rt_.queue.consumers + 1) {
+        self.exited = true;
+        threads_changed_.notify_all();
+        return;
+      }
       ++spares_;
       // Ends at the latest when the queue stops (finished_), which join()
       // brings about by its deadline.
