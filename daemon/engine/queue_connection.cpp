@@ -63,6 +63,7 @@ QueueConnection::QueueConnection(std::shared_ptr<QueueRuntime> runtime)
           rt_.queue.consumers > 1
               ? kHandOffAfter
               : std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::hours(24))),
+      dispatches_(rt_.queue.consumers > 1),
       confirm_owner_(rt_.queue.consumers),
       confirm_channel_(static_cast<amqp_channel_t>(rt_.queue.consumers + 1)),
       backoff_(rt_.broker.reconnect.initial_delay, rt_.broker.reconnect.max_delay),
@@ -114,12 +115,13 @@ void QueueConnection::spawnLocked() {
 
 void QueueConnection::workerMain(Worker& self) {
   for (;;) {
+    ConsumerChannel* job = nullptr;
     {
       std::unique_lock lock(threads_mutex_);
       // The holder and one thread per consumer's handler are all the queue
       // can use: a thread beyond them (one that returned from a handler
-      // while a hand-off started another) ends.
-      if (liveWorkersLocked() > rt_.queue.consumers + 1) {
+      // while a hand-off or dispatch started another) ends.
+      if (liveWorkersLocked() > rt_.queue.consumers + 1 && jobs_.empty() && !connection_free_) {
         self.exited = true;
         threads_changed_.notify_all();
         return;
@@ -127,21 +129,33 @@ void QueueConnection::workerMain(Worker& self) {
       ++spares_;
       // Ends at the latest when the queue stops (finished_), which join()
       // brings about by its deadline.
-      threads_changed_.wait(lock, [this] { return connection_free_ || finished_; });
+      threads_changed_.wait(lock,
+                            [this] { return connection_free_ || !jobs_.empty() || finished_; });
       --spares_;
-      if (!connection_free_) {
+      if (connection_free_) {
+        connection_free_ = false;
+      } else if (!jobs_.empty()) {
+        job = jobs_.front();
+        jobs_.pop_front();
+      } else {
         self.exited = true;
         threads_changed_.notify_all();
         return;
       }
-      connection_free_ = false;
+    }
+    if (job != nullptr) {
+      runDispatched(*job);
+      continue;
     }
     if (holdConnection()) continue;  // handed off: a spare now
     std::lock_guard lock(threads_mutex_);
     finished_ = true;
     turn_deadline_.store(Clock::time_point::max().time_since_epoch().count(),
                          std::memory_order_relaxed);
-    // Replies posted after the connection was given up: nobody sends them.
+    // Requests not started and replies posted after the connection was
+    // given up: nobody sends them, the broker redelivers their requests.
+    for (ConsumerChannel* waiting : jobs_) endRequest(*waiting);
+    jobs_.clear();
     for (auto& channel : channels_) {
       if (channel->completed.exchange(false)) endRequest(*channel);
     }
@@ -682,7 +696,7 @@ std::optional<QueueConnection::Served> QueueConnection::handleMessage(ConsumerCh
   return std::nullopt;
 }
 
-std::optional<QueueConnection::Served> QueueConnection::answer(ConsumerChannel& channel) {
+warren_request QueueConnection::prepareRequest(ConsumerChannel& channel) {
   const InboundMessage& message = channel.request;
   channel.headers.clear();
   for (const auto& [key, value] : message.headers) {
@@ -694,15 +708,33 @@ std::optional<QueueConnection::Served> QueueConnection::answer(ConsumerChannel& 
   request.headers = channel.headers.empty() ? nullptr : channel.headers.data();
   request.header_count = channel.headers.size();
   request.redelivered = message.redelivered ? 1 : 0;
+  return request;
+}
 
+void QueueConnection::runHandler(const warren_request& request, ConsumerChannel& channel) {
+  const auto started = Clock::now();
+  rt_.handler->handle(request, channel.reply);
+  const auto took = Clock::now() - started;
+  rt_.metrics->observeHandler(took);
+  // Lossy between threads (a load and a store), which an average may be.
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(took).count();
+  const auto average = handler_ns_average_.load(std::memory_order_relaxed);
+  handler_ns_average_.store(average + (ns - average) / 8, std::memory_order_relaxed);
+}
+
+std::optional<QueueConnection::Served> QueueConnection::answer(ConsumerChannel& channel) {
+  const warren_request request = prepareRequest(channel);
+  if (dispatches_ &&
+      handler_ns_average_.load(std::memory_order_relaxed) > kInlineBudget.count() * 1000) {
+    dispatch(channel);
+    return std::nullopt;
+  }
   handlers_running_.fetch_add(1);
   const std::uint64_t ticket = watch_.park();
   if (keeper_asleep_.load(std::memory_order_relaxed) && keeper_asleep_.exchange(false)) {
     pokeKeeper();
   }
-  const auto started = Clock::now();
-  rt_.handler->handle(request, channel.reply);
-  rt_.metrics->observeHandler(Clock::now() - started);
+  runHandler(request, channel);
   const WatchedConnection::Unparked unparked = watch_.unpark(ticket);
   handlers_running_.fetch_sub(1);
   switch (unparked) {
@@ -724,6 +756,21 @@ std::optional<QueueConnection::Served> QueueConnection::answer(ConsumerChannel& 
   }
   endRequest(channel);
   return std::nullopt;
+}
+
+void QueueConnection::dispatch(ConsumerChannel& channel) {
+  // Counted from now: a stop meanwhile finds it in progress.
+  handlers_running_.fetch_add(1);
+  std::lock_guard lock(threads_mutex_);
+  jobs_.push_back(&channel);
+  if (spares_ < static_cast<int>(jobs_.size())) spawnLocked();
+  threads_changed_.notify_all();
+}
+
+void QueueConnection::runDispatched(ConsumerChannel& channel) {
+  runHandler(prepareRequest(channel), channel);
+  handlers_running_.fetch_sub(1);
+  complete(channel);
 }
 
 void QueueConnection::complete(ConsumerChannel& channel) {

@@ -9,12 +9,13 @@
 // queues opens one connection per queue rather than one per consumer (idle
 // connections cost the broker more than idle channels: docs/performance.md).
 //
-// A handler that runs longer than kHandOffAfter would keep the queue's other
-// consumers waiting. The queue's keeper thread then takes the connection
-// over and gives it to another thread (a spare, or a new one: at most one
-// per consumer, plus one), which goes on reading and answering; the
-// handler's thread, once it returns, posts its reply to whichever thread
-// holds the connection and becomes a spare. This is how Go's scheduler
+// A handler that has lately been slow (kInlineBudget) is given to another
+// thread at once; the holder goes on reading and publishes its reply when it
+// is posted back. A handler that runs longer than kHandOffAfter unexpectedly
+// would keep the queue's other consumers waiting. The queue's keeper thread then takes the
+// connection over and gives it to another thread (a spare, or a new one: at most one per consumer,
+// plus one), which goes on reading and answering; the handler's thread, once it returns, posts its
+// reply to whichever thread holds the connection and becomes a spare. This is how Go's scheduler
 // retakes a processor from a thread blocked in a system call. So up to
 // `consumers` handlers run at once, each consumer's requests one at a time
 // in order, and short handlers never leave the thread that read them.
@@ -58,6 +59,11 @@ class QueueConnection : public std::enable_shared_from_this<QueueConnection> {
   // gives the connection to another one (when the queue has more than one
   // consumer).
   static constexpr std::chrono::milliseconds kHandOffAfter{10};
+  // A handler whose runs have lately taken longer than this on average
+  // (a moving average) is not run inline: the thread holding the connection
+  // gives the request to another thread at once and goes on reading (when
+  // the queue has more than one consumer).
+  static constexpr std::chrono::microseconds kInlineBudget{100};
 
   explicit QueueConnection(std::shared_ptr<QueueRuntime> runtime);
   QueueConnection(const QueueConnection&) = delete;
@@ -143,8 +149,15 @@ class QueueConnection : public std::enable_shared_from_this<QueueConnection> {
   // Requests delivered while the channel's handler ran, once it returned.
   std::optional<Served> runWaiting(ConsumerChannel& channel);
   std::optional<Served> handleMessage(ConsumerChannel& channel, InboundMessage message);
-  // Runs the handler with the connection parked, then replies and acks.
+  // Runs the handler with the connection parked, then replies and acks; or
+  // dispatches it when the handler has lately been slow.
   std::optional<Served> answer(ConsumerChannel& channel);
+  warren_request prepareRequest(ConsumerChannel& channel);
+  void runHandler(const warren_request& request, ConsumerChannel& channel);
+  // Gives the channel's request to a spare thread (or a new one).
+  void dispatch(ConsumerChannel& channel);
+  // On that thread: runs the handler, then posts the reply (complete()).
+  void runDispatched(ConsumerChannel& channel);
   // Replies whose handlers ran on another thread, then the requests that
   // waited for them.
   std::optional<Served> collectCompletions();
@@ -167,6 +180,7 @@ class QueueConnection : public std::enable_shared_from_this<QueueConnection> {
   std::shared_ptr<QueueRuntime> runtime_;
   QueueRuntime& rt_;  // *runtime_, for brevity
   const std::chrono::milliseconds hand_off_after_;
+  const bool dispatches_;  // more than one consumer: slow handlers go elsewhere
   // The RefusedReplies owner of persistent replies (one past the consumers').
   const int confirm_owner_;
   // Replies are owned by their channel (consumer index, or confirm_owner_),
@@ -209,15 +223,18 @@ class QueueConnection : public std::enable_shared_from_this<QueueConnection> {
   WakeEvent completions_;  // a handed-off handler's reply is ready
   std::atomic<int> completions_pending_{0};
   std::atomic<int> handlers_running_{0};
+  // Handler run time, moving average, nanoseconds.
+  std::atomic<std::int64_t> handler_ns_average_{0};
   std::atomic<Clock::rep> turn_deadline_{Clock::time_point::max().time_since_epoch().count()};
 
   // Threads: the holder, spares, handlers handed off.
   mutable std::mutex threads_mutex_;
   std::condition_variable threads_changed_;
-  std::list<Worker> workers_;     // under threads_mutex_
-  int spares_ = 0;                // workers waiting for the connection
-  bool connection_free_ = false;  // handed off, not yet taken by a thread
-  bool finished_ = false;         // the queue stopped: no thread takes it again
+  std::list<Worker> workers_;          // under threads_mutex_
+  int spares_ = 0;                     // workers waiting for the connection or a job
+  std::deque<ConsumerChannel*> jobs_;  // dispatched, not started yet
+  bool connection_free_ = false;       // handed off, not yet taken by a thread
+  bool finished_ = false;              // the queue stopped: no thread takes it again
 
   // The keeper.
   std::mutex keeper_mutex_;

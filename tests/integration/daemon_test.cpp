@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <random>
 #include <set>
@@ -137,6 +138,32 @@ TEST(Daemon, AHeldHandlerLeavesTheQueuesOtherConsumersServingAndDrains) {
   EXPECT_EQ(answered, (std::set<std::string>{"held-1", "held-2"}));
   EXPECT_EQ(daemon.counters("held_others").handled, 4u);
   expectQueueSettled("held_others");
+}
+
+// A handler that takes a few milliseconds (below the hand-off time) is not
+// run inline once it has been seen to be slow: the queue's consumers run it
+// in parallel, as many at once as there are consumers and never more.
+TEST(Daemon, SlowHandlersRunOnAllTheQueuesConsumersAtOnce) {
+  Gate gate;
+  constexpr int kConsumers = 4;
+  constexpr int kCalls = 40;
+  RunningDaemon daemon(daemonYaml(broker().port(),
+                                  "  - name: slow_parallel\n    handler: gate\n"
+                                  "    consumers: " +
+                                      std::to_string(kConsumers) + "\n" + gate.options(),
+                                  "", WARREN_FIXTURE_PLUGIN_DIR));
+  TestClient client(broker().port());
+  for (int i = 0; i < kCalls; ++i) client.send("slow_parallel", "work:5", "w-" + std::to_string(i));
+  int most = 0;
+  for (int i = 0; i < kCalls; ++i) {
+    auto reply = client.receive(std::chrono::seconds(30));
+    ASSERT_TRUE(reply) << "only " << i << " of " << kCalls << " answered";
+    most = std::max(most, std::stoi(reply->body.substr(4)));
+  }
+  EXPECT_EQ(most, kConsumers) << "handlers seen running at once";
+  daemon.stop();
+  EXPECT_EQ(daemon.counters("slow_parallel").replied, static_cast<std::uint64_t>(kCalls));
+  expectQueueSettled("slow_parallel");
 }
 
 TEST(Daemon, AHandlerOverrunningTheDrainTimeoutIsAbandonedAndItsRequestRedelivered) {
