@@ -154,7 +154,10 @@ void QueueConnection::workerMain(Worker& self) {
                          std::memory_order_relaxed);
     // Requests not started and replies posted after the connection was
     // given up: nobody sends them, the broker redelivers their requests.
-    for (ConsumerChannel* waiting : jobs_) endRequest(*waiting);
+    for (ConsumerChannel* waiting : jobs_) {
+      handlers_running_.fetch_sub(1);
+      endRequest(*waiting);
+    }
     jobs_.clear();
     for (auto& channel : channels_) {
       if (channel->completed.exchange(false)) endRequest(*channel);
