@@ -9,16 +9,20 @@
 // queues opens one connection per queue rather than one per consumer (idle
 // connections cost the broker more than idle channels: docs/performance.md).
 //
-// A handler that has lately been slow (kInlineBudget) is given to another
-// thread at once; the holder goes on reading and publishes its reply when it
-// is posted back. A handler that runs longer than kHandOffAfter unexpectedly
-// would keep the queue's other consumers waiting. The queue's keeper thread then takes the
-// connection over and gives it to another thread (a spare, or a new one: at most one per consumer,
-// plus one), which goes on reading and answering; the handler's thread, once it returns, posts its
-// reply to whichever thread holds the connection and becomes a spare. This is how Go's scheduler
-// retakes a processor from a thread blocked in a system call. So up to
-// `consumers` handlers run at once, each consumer's requests one at a time
-// in order, and short handlers never leave the thread that read them.
+// Two things keep a slow handler from holding the queue's other consumers
+// (when there is more than one):
+//   - a handler whose recent runs took longer than kInlineBudget on average
+//     is given to another thread at once; the holder goes on reading, and
+//     publishes the reply when that thread posts it back;
+//   - a handler that runs past kHandOffAfter unexpectedly has the
+//     connection taken over by the queue's keeper thread, which gives it to
+//     another thread (as Go's scheduler retakes a processor from a thread
+//     blocked in a system call); the handler's thread posts its reply back
+//     the same way when it returns.
+// Threads are started when first needed and kept as spares: at most one per
+// consumer plus one. So up to `consumers` handlers run at once, each
+// consumer's requests one at a time in order, and fast handlers never leave
+// the thread that read them.
 //
 // While a handler runs inline the keeper sends the connection's heartbeats,
 // and it cuts the connection when a send stalls (watched_connection.h).
