@@ -1,6 +1,9 @@
 #include "amqp_connection.h"
 
+#include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <linux/sockios.h>
 #include <netinet/in.h>
@@ -78,6 +81,38 @@ std::string libraryError(std::string_view what, int status) {
 
 using Clock = std::chrono::steady_clock;
 
+// OpenSSL's reason for the last failure of this thread, e.g. "no such file".
+std::string opensslReason() {
+  const unsigned long code = ERR_peek_last_error();
+  ERR_clear_error();
+  if (code == 0) return "unknown OpenSSL error";
+  const char* reason = ERR_reason_error_string(code);
+  return reason != nullptr ? reason : "OpenSSL error " + std::to_string(code);
+}
+
+// Why opening the socket failed, in the words an operator needs.
+std::string openFailure(const BrokerAddress& address, const TlsSettings& tls, int status) {
+  const std::string where = address.endpoint();
+  const std::string ca = tls.ca_file.empty() ? "the system trust store" : "'" + tls.ca_file + "'";
+  switch (status) {
+    case AMQP_STATUS_SSL_PEER_VERIFY_FAILED:
+      return "cannot connect to " + where +
+             ": the broker's TLS certificate is not signed by a CA in " + ca +
+             " (broker.tls.ca_file)";
+    case AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED:
+      return "cannot connect to " + where +
+             ": the broker's TLS certificate is not for the host name '" + address.host +
+             "' (connect by a name the certificate lists)";
+    case AMQP_STATUS_SSL_CONNECTION_FAILED:
+    case AMQP_STATUS_SSL_ERROR:
+      return "cannot connect to " + where + ": the TLS handshake failed (" + opensslReason() +
+             "); is this the broker's TLS port (5671 by default)? amqp:// is for the plaintext one";
+    default:
+      return libraryError("cannot connect to " + where + " (is the broker up and listening there?)",
+                          status);
+  }
+}
+
 std::chrono::milliseconds sendTimeoutFor(std::chrono::milliseconds heartbeat,
                                          std::chrono::milliseconds rpc_timeout) noexcept {
   return heartbeat.count() > 0 ? 2 * heartbeat : rpc_timeout;
@@ -118,17 +153,15 @@ AmqpConnection::AmqpConnection(const BrokerAddress& address, const ConnectionOpt
       send_timeout_(sendTimeoutFor(options.heartbeat, options.rpc_timeout)),
       rpc_timeout_(options.rpc_timeout) {
   if (state_ == nullptr) throw AmqpError(AmqpError::Scope::kConnection, 0, "out of memory");
-  amqp_socket_t* socket = amqp_tcp_socket_new(state_);  // owned by state_
-  if (socket == nullptr) {
-    amqp_destroy_connection(state_);
-    throw AmqpError(AmqpError::Scope::kConnection, 0, "cannot create a TCP socket");
-  }
   try {
+    amqp_socket_t* socket = newSocket(address, options.tls);  // owned by state_
     timeval connect_timeout = toTimeval(options.connect_timeout);
-    checkStatus(
-        amqp_socket_open_noblock(socket, address.host.c_str(), address.port, &connect_timeout),
-        "cannot connect to " + address.host + ":" + std::to_string(address.port) +
-            " (is the broker up and listening there?)");
+    if (const int status =
+            amqp_socket_open_noblock(socket, address.host.c_str(), address.port, &connect_timeout);
+        status != AMQP_STATUS_OK) {
+      closed_ = true;
+      throw AmqpError(AmqpError::Scope::kConnection, 0, openFailure(address, options.tls, status));
+    }
     fd_ = amqp_get_sockfd(state_);
     setTcpUserTimeout();
     checkStatus(amqp_set_handshake_timeout(state_, &connect_timeout), "handshake timeout");
@@ -150,11 +183,29 @@ AmqpConnection::AmqpConnection(const BrokerAddress& address, const ConnectionOpt
 
     const auto heartbeat_seconds =
         static_cast<int>(std::chrono::ceil<std::chrono::seconds>(options.heartbeat).count());
-    check(amqp_login_with_properties(state_, address.vhost.c_str(), /*channel_max=*/0,
-                                     /*frame_max=*/131072, heartbeat_seconds, &properties,
-                                     AMQP_SASL_METHOD_PLAIN, address.user.c_str(),
-                                     address.password.c_str()),
-          "login to vhost '" + address.vhost + "' as '" + address.user + "'", 0);
+    // A plaintext client at a TLS port sees the connection closed during the
+    // handshake: say so, instead of only "connection closed unexpectedly".
+    const std::string hint = address.tls ? "" : " (if this is the broker's TLS port, use amqps://)";
+    if (options.login == LoginMechanism::kExternal) {
+      check(amqp_login_with_properties(state_, address.vhost.c_str(), /*channel_max=*/0,
+                                       /*frame_max=*/131072, heartbeat_seconds, &properties,
+                                       // rabbitmq-c fails ("could not allocate
+                                       // memory") on an empty response; RabbitMQ
+                                       // ignores it and names the user from the
+                                       // certificate.
+                                       AMQP_SASL_METHOD_EXTERNAL, "certificate"),
+            "login to vhost '" + address.vhost + "' at " + address.endpoint() +
+                " with the client certificate (EXTERNAL)",
+            0, hint);
+    } else {
+      check(amqp_login_with_properties(state_, address.vhost.c_str(), /*channel_max=*/0,
+                                       /*frame_max=*/131072, heartbeat_seconds, &properties,
+                                       AMQP_SASL_METHOD_PLAIN, address.user.c_str(),
+                                       address.password.c_str()),
+            "login to vhost '" + address.vhost + "' at " + address.endpoint() + " as '" +
+                address.user + "'",
+            0, hint);
+    }
     // The broker may have lowered the heartbeat we proposed.
     send_timeout_ = sendTimeoutFor(heartbeat(), options.rpc_timeout);
     setTcpUserTimeout();
@@ -165,6 +216,41 @@ AmqpConnection::AmqpConnection(const BrokerAddress& address, const ConnectionOpt
 }
 
 AmqpConnection::~AmqpConnection() { amqp_destroy_connection(state_); }
+
+amqp_socket_t* AmqpConnection::newSocket(const BrokerAddress& address, const TlsSettings& tls) {
+  if (!address.tls) {
+    amqp_socket_t* socket = amqp_tcp_socket_new(state_);
+    if (socket == nullptr) {
+      throw AmqpError(AmqpError::Scope::kConnection, 0, "cannot create a TCP socket");
+    }
+    return socket;
+  }
+  amqp_socket_t* socket = amqp_ssl_socket_new(state_);
+  if (socket == nullptr) {
+    throw AmqpError(AmqpError::Scope::kConnection, 0, "cannot set up TLS: " + opensslReason());
+  }
+  const auto fail = [](const std::string& what) {
+    throw AmqpError(AmqpError::Scope::kConnection, 0, what + ": " + opensslReason());
+  };
+  if (amqp_ssl_socket_set_ssl_versions(socket, AMQP_TLSv1_2, AMQP_TLSvLATEST) != AMQP_STATUS_OK) {
+    fail("cannot require TLS 1.2 or later");
+  }
+  if (tls.ca_file.empty()) {
+    // rabbitmq-c's context trusts nothing until told: the system store.
+    auto* context = static_cast<SSL_CTX*>(amqp_ssl_socket_get_context(socket));
+    if (SSL_CTX_set_default_verify_paths(context) != 1) fail("cannot load the system trust store");
+  } else if (amqp_ssl_socket_set_cacert(socket, tls.ca_file.c_str()) != AMQP_STATUS_OK) {
+    fail("cannot load the CA file '" + tls.ca_file + "'");
+  }
+  if (!tls.cert_file.empty() && amqp_ssl_socket_set_key(socket, tls.cert_file.c_str(),
+                                                        tls.key_file.c_str()) != AMQP_STATUS_OK) {
+    fail("cannot load the client certificate '" + tls.cert_file + "' with the key '" +
+         tls.key_file + "'");
+  }
+  amqp_ssl_socket_set_verify_peer(socket, tls.verify ? 1 : 0);
+  amqp_ssl_socket_set_verify_hostname(socket, tls.verify ? 1 : 0);
+  return socket;
+}
 
 int AmqpConnection::fd() const noexcept { return fd_; }
 
@@ -267,6 +353,23 @@ void AmqpConnection::declareQueue(amqp_channel_t channel, const QueueDeclaration
   check(amqp_get_rpc_reply(state_), "queue.declare of '" + std::string(queue.name) + "'", channel);
 }
 
+void AmqpConnection::declareDirectExchange(amqp_channel_t channel, std::string_view name) {
+  const Busy busy(*this, send_timeout_ + rpc_timeout_);
+  amqp_exchange_declare(state_, channel, bytesOf(name), amqp_cstring_bytes("direct"),
+                        /*passive=*/0, /*durable=*/1, /*auto_delete=*/0, /*internal=*/0,
+                        amqp_empty_table);
+  check(amqp_get_rpc_reply(state_), "exchange.declare of '" + std::string(name) + "'", channel);
+}
+
+void AmqpConnection::bindQueue(amqp_channel_t channel, std::string_view queue,
+                               std::string_view exchange, std::string_view routing_key) {
+  const Busy busy(*this, send_timeout_ + rpc_timeout_);
+  amqp_queue_bind(state_, channel, bytesOf(queue), bytesOf(exchange), bytesOf(routing_key),
+                  amqp_empty_table);
+  check(amqp_get_rpc_reply(state_),
+        "queue.bind of '" + std::string(queue) + "' to '" + std::string(exchange) + "'", channel);
+}
+
 std::string AmqpConnection::declareExclusiveQueue(amqp_channel_t channel) {
   const Busy busy(*this, send_timeout_ + rpc_timeout_);
   const amqp_queue_declare_ok_t* ok =
@@ -338,7 +441,8 @@ void AmqpConnection::close() noexcept {
   amqp_connection_close(state_, AMQP_REPLY_SUCCESS);
 }
 
-void AmqpConnection::check(amqp_rpc_reply_t reply, std::string_view what, amqp_channel_t channel) {
+void AmqpConnection::check(amqp_rpc_reply_t reply, std::string_view what, amqp_channel_t channel,
+                           std::string_view library_hint) {
   switch (reply.reply_type) {
     case AMQP_RESPONSE_NORMAL:
       return;
@@ -347,7 +451,8 @@ void AmqpConnection::check(amqp_rpc_reply_t reply, std::string_view what, amqp_c
                       std::string(what) + ": the library returned no reply");
     case AMQP_RESPONSE_LIBRARY_EXCEPTION:
       closed_ = true;
-      throw AmqpError(AmqpError::Scope::kConnection, 0, libraryError(what, reply.library_error));
+      throw AmqpError(AmqpError::Scope::kConnection, 0,
+                      libraryError(what, reply.library_error) + std::string(library_hint));
     case AMQP_RESPONSE_SERVER_EXCEPTION:
       break;
   }

@@ -8,6 +8,7 @@
 
 #include "broker_url.h"
 #include "queue_argument.h"
+#include "tls_settings.h"
 
 #include <amqp.h>
 
@@ -44,6 +45,8 @@ struct ConnectionOptions {
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds rpc_timeout{10000};
   std::string connection_name;  // shown by the broker's management tools
+  TlsSettings tls;              // for an amqps:// address
+  LoginMechanism login = LoginMechanism::kPlain;
 };
 
 struct QueueDeclaration {
@@ -55,7 +58,8 @@ struct QueueDeclaration {
 
 class AmqpConnection {
  public:
-  // Opens the socket (bounded by connect_timeout) and logs in, announcing
+  // Opens the socket (bounded by connect_timeout; TLS for an amqps://
+  // address, its handshake within the same bound) and logs in, announcing
   // the consumer_cancel_notify and connection.blocked capabilities so that
   // the broker tells us when a consumer is cancelled or publishing blocks.
   AmqpConnection(const BrokerAddress& address, const ConnectionOptions& options);
@@ -108,6 +112,10 @@ class AmqpConnection {
   // durable) or basic.nack, read as frames like any other.
   void confirmSelect(amqp_channel_t channel);
   void declareQueue(amqp_channel_t channel, const QueueDeclaration& queue);
+  // A durable direct exchange (the dead-letter target of a queue).
+  void declareDirectExchange(amqp_channel_t channel, std::string_view name);
+  void bindQueue(amqp_channel_t channel, std::string_view queue, std::string_view exchange,
+                 std::string_view routing_key);
   // A server-named queue, exclusive to this connection and deleted with it.
   std::string declareExclusiveQueue(amqp_channel_t channel);
   // Starts a consumer (manual acks unless `no_ack`); returns the
@@ -134,8 +142,12 @@ class AmqpConnection {
  private:
   // Throws AmqpError for a failed synchronous call, answering the broker's
   // close first when it sent one.
-  void check(amqp_rpc_reply_t reply, std::string_view what, amqp_channel_t channel);
+  // `library_hint` follows the message of a library (not broker) failure.
+  void check(amqp_rpc_reply_t reply, std::string_view what, amqp_channel_t channel,
+             std::string_view library_hint = {});
   void checkStatus(int status, std::string_view what);
+  // The socket of the connection: plain TCP, or TLS set up from `tls`.
+  amqp_socket_t* newSocket(const BrokerAddress& address, const TlsSettings& tls);
   // The owner is inside a library call that may block (see cutIfOverdue).
   class Busy;
   void setTcpUserTimeout() noexcept;

@@ -18,7 +18,8 @@ constexpr std::string_view kUrlDelimiters = ":@/?#[]";
 constexpr std::string_view kPathStarts = "/?#";
 
 constexpr const char* kExpectedForm =
-    "expected amqp://user:password@host:port/vhost, with any of @ : / ? # % [ ] in the user, "
+    "expected amqp://user:password@host:port/vhost (or amqps:// for TLS), with any of @ : / ? # % "
+    "[ ] in the user, "
     "password or vhost percent-encoded (%40 %3A %2F %3F %23 %25 %5B %5D)";
 
 // amqp_parse_url decodes in place and points into the buffer it is given:
@@ -69,23 +70,31 @@ std::string redactMalformed(const std::string& url, std::size_t authority) {
   return is_port ? url : hide(url, colon + 1, std::string::npos);
 }
 
-// The host (and port) of the authority: after its last '@', before the path.
-std::string_view hostPart(std::string_view url) {
+// user:password@host:port, between the scheme and the path.
+std::string_view authorityPart(std::string_view url) {
   const auto scheme = url.find("://");
   const std::size_t authority = scheme == std::string_view::npos ? 0 : scheme + 3;
   const auto path = url.find_first_of(kPathStarts, authority);
-  std::string_view text = url.substr(
-      authority, path == std::string_view::npos ? std::string_view::npos : path - authority);
+  return url.substr(authority,
+                    path == std::string_view::npos ? std::string_view::npos : path - authority);
+}
+
+// The host (and port) of the authority: after its last '@', before the path.
+std::string_view hostPart(std::string_view url) {
+  std::string_view text = authorityPart(url);
   if (const auto at = text.rfind('@'); at != std::string_view::npos) text.remove_prefix(at + 1);
   return text;
 }
 
 }  // namespace
 
+std::string BrokerAddress::endpoint() const {
+  const bool ipv6 = host.find(':') != std::string::npos;
+  return std::string(tls ? "amqps://" : "amqp://") + (ipv6 ? "[" + host + "]" : host) + ":" +
+         std::to_string(port);
+}
+
 BrokerAddress parseBrokerUrl(const std::string& url) {
-  if (url.rfind("amqps://", 0) == 0) {
-    throw std::invalid_argument("amqps:// (TLS) is not supported yet; use amqp://");
-  }
   // rabbitmq-c takes amqp://h1:5672,h2:5672/ as the host h1 alone, and
   // amqp://h1,h2/ as one host named "h1,h2": a list of brokers would be
   // silently cut to one, or fail later at name resolution.
@@ -107,7 +116,28 @@ BrokerAddress parseBrokerUrl(const std::string& url) {
   address.vhost = info.vhost;
   address.user = info.user;
   address.password = info.password;
+  address.tls = info.ssl != 0;
+  // rabbitmq-c fills in guest:guest when the URL names nobody.
+  const std::string_view authority = authorityPart(url);
+  if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+    const std::string_view userinfo = authority.substr(0, at);
+    address.url_has_user = !userinfo.empty() && userinfo.front() != ':';
+    address.url_has_password = userinfo.find(':') != std::string_view::npos;
+  }
   return address;
+}
+
+std::vector<std::string> splitBrokerUrls(const std::string& text) {
+  std::vector<std::string> urls;
+  std::size_t from = 0;
+  constexpr std::string_view kSpace = " \t\r\n";
+  while ((from = text.find_first_not_of(kSpace, from)) != std::string::npos) {
+    const std::size_t end = text.find_first_of(kSpace, from);
+    urls.push_back(text.substr(from, end == std::string::npos ? std::string::npos : end - from));
+    from = end;
+  }
+  if (urls.empty()) throw std::invalid_argument("no broker URL given");
+  return urls;
 }
 
 std::string redactBrokerUrl(const std::string& url) {

@@ -1,12 +1,14 @@
 #include <warren/client.hpp>
 
 #include "amqp_connection.h"
+#include "broker_rotation.h"
 #include "broker_url.h"
 #include "connection_watch.h"
 #include "delivery_assembler.h"
 #include "mailbox.h"
 #include "pending_calls.h"
 #include "reply_outcome.h"
+#include "secret_file.h"
 #include "wire.h"
 
 #include <poll.h>
@@ -91,6 +93,61 @@ std::string defaultBrokerUrl(std::string_view flag) {
   return std::string(kDefaultUrl);
 }
 
+std::string defaultPasswordFile(std::string_view flag) {
+  if (!flag.empty()) return std::string(flag);
+  const char* env = std::getenv("WARREN_BROKER_PASSWORD_FILE");
+  return env != nullptr ? env : "";
+}
+
+namespace {
+
+// The addresses of options.broker_url with the password file applied.
+// std::invalid_argument for what the caller got wrong.
+std::vector<BrokerAddress> brokerAddresses(const ClientOptions& options) {
+  std::vector<BrokerAddress> addresses;
+  for (const std::string& url : splitBrokerUrls(options.broker_url)) {
+    addresses.push_back(parseBrokerUrl(url));
+  }
+  const std::string password_file = defaultPasswordFile(options.password_file);
+  for (BrokerAddress& address : addresses) {
+    if (options.external_login) {
+      if (address.url_has_user || address.url_has_password || !password_file.empty()) {
+        throw std::invalid_argument(
+            "external login uses the TLS client certificate: give no user or password");
+      }
+      if (!address.tls || options.tls.cert_file.empty()) {
+        throw std::invalid_argument(
+            "external login needs amqps:// URLs and a client certificate (tls.cert_file)");
+      }
+    }
+    if (!password_file.empty() && address.url_has_password) {
+      throw std::invalid_argument("'" + address.endpoint() +
+                                  "': the URL holds a password and a password file gives one: "
+                                  "keep the password in one place");
+    }
+  }
+  if (!password_file.empty()) {
+    std::string password;
+    try {
+      password = readSecretFile(password_file);
+    } catch (const std::runtime_error& e) {
+      throw std::invalid_argument(e.what());
+    }
+    for (BrokerAddress& address : addresses) address.password = password;
+  }
+  if (options.tls.cert_file.empty() != options.tls.key_file.empty()) {
+    throw std::invalid_argument("tls.cert_file and tls.key_file go together: give both or neither");
+  }
+  return addresses;
+}
+
+ClientOptions withDefaultUrl(ClientOptions options) {
+  options.broker_url = defaultBrokerUrl(options.broker_url);
+  return options;
+}
+
+}  // namespace
+
 class Client::Impl {
  public:
   explicit Impl(ClientOptions options);
@@ -127,7 +184,7 @@ class Client::Impl {
   void expireCalls(Clock::time_point now);
 
   ClientOptions options_;
-  BrokerAddress address_;
+  BrokerRotation brokers_;
   Mailbox<Submission> submissions_;
   client_detail::PendingCalls pending_;
   DeliveryAssembler assembler_{kMaxReplyBytes};
@@ -148,9 +205,10 @@ class Client::Impl {
 };
 
 Client::Impl::Impl(ClientOptions options)
-    : options_(std::move(options)), pending_(correlationPrefix()) {
-  options_.broker_url = defaultBrokerUrl(options_.broker_url);
-  address_ = parseBrokerUrl(options_.broker_url);  // std::invalid_argument: a usage error
+    : options_(withDefaultUrl(std::move(options))),
+      // std::invalid_argument: a usage error
+      brokers_(brokerAddresses(options_), std::random_device{}()),
+      pending_(correlationPrefix()) {
   try {
     connect();  // on the caller's thread, so a bad broker fails the constructor
   } catch (const AmqpError& e) {
@@ -170,7 +228,15 @@ void Client::Impl::connect() {
   connection.heartbeat = options_.heartbeat;
   connection.connect_timeout = options_.connect_timeout;
   connection.connection_name = "warren client";
-  auto opened = std::make_unique<AmqpConnection>(address_, connection);
+  connection.tls.ca_file = options_.tls.ca_file;
+  connection.tls.cert_file = options_.tls.cert_file;
+  connection.tls.key_file = options_.tls.key_file;
+  connection.tls.verify = options_.tls.verify;
+  connection.login = options_.external_login ? LoginMechanism::kExternal : LoginMechanism::kPlain;
+  std::unique_ptr<AmqpConnection> opened;
+  brokers_.open([&](const BrokerAddress& address) {
+    opened = std::make_unique<AmqpConnection>(address, connection);
+  });
   opened->openChannel(kChannel);
   if (options_.reply_mode == ReplyMode::kDirectReplyTo) {
     // Must be consumed, no-ack, on the publishing channel before the first publish.
@@ -485,6 +551,7 @@ void Client::Impl::expireCalls(Clock::time_point now) {
 
 void Client::Impl::dropConnection(CallStatus status, const std::string& why) {
   if (connection_) {
+    brokers_.advance();  // a cluster's next node first: the lost one may be down
     {
       const ConnectionWatch::Send watched(watch_, Clock::now() + kCloseTimeout);
       connection_->close();

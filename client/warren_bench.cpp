@@ -10,6 +10,8 @@
 // docs/client.md describes the options and the output.
 #include <warren/client.hpp>
 
+#include "broker_flags.h"
+
 #include <CLI/CLI.hpp>
 
 #include <sys/resource.h>
@@ -339,7 +341,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", kVersion);
   app.footer(kFooter);
 
-  std::string broker;
+  warren::BrokerFlags broker;
   std::string queue = "sum";
   std::uint64_t calls = 20000;
   double duration_seconds = 0;
@@ -349,9 +351,7 @@ int main(int argc, char** argv) {
   double timeout_seconds = 10;
   bool json = false;
 
-  app.add_option("--broker", broker,
-                 "Broker URL (default: $WARREN_BROKER_URL, else "
-                 "amqp://guest:guest@localhost:5672/%2f)");
+  warren::addBrokerFlags(app, broker);
   app.add_option("--queue", queue, "Queue to call; it must answer 'a,b' with the sum")
       ->capture_default_str();
   auto* calls_option = app.add_option("--calls", calls, "Measured calls")
@@ -387,7 +387,7 @@ int main(int argc, char** argv) {
       std::chrono::ceil<std::chrono::milliseconds>(toMicroseconds(timeout_seconds));
 
   warren::ClientOptions options;
-  options.broker_url = warren::defaultBrokerUrl(broker);
+  warren::applyBrokerFlags(broker, options);
   options.reply_mode = reply_mode == "direct" ? warren::ReplyMode::kDirectReplyTo
                                               : warren::ReplyMode::kExclusiveQueue;
   options.default_timeout = timeout;
@@ -445,7 +445,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "warren-bench: cannot connect to the broker: %s\n", e.what());
     return kExitConnection;
   } catch (const std::invalid_argument& e) {
-    std::fprintf(stderr, "warren-bench: bad broker URL: %s\n", e.what());
+    std::fprintf(stderr, "warren-bench: bad broker settings: %s\n", e.what());
     return kExitUsage;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "warren-bench: %s\n", e.what());

@@ -8,6 +8,8 @@
 // docs/client.md describes the options and the exit codes.
 #include <warren/client.hpp>
 
+#include "broker_flags.h"
+
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -231,7 +233,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", kVersion);
   app.footer(kFooter);
 
-  std::string broker;
+  warren::BrokerFlags broker;
   double timeout_seconds = 30;
   int parallel = 1;
   bool from_stdin = false;
@@ -239,9 +241,7 @@ int main(int argc, char** argv) {
   std::string queue;
   std::vector<std::string> bodies;
 
-  app.add_option("--broker", broker,
-                 "Broker URL (default: $WARREN_BROKER_URL, else "
-                 "amqp://guest:guest@localhost:5672/%2f)");
+  warren::addBrokerFlags(app, broker);
   app.add_option("--timeout", timeout_seconds, "Timeout of each call, in seconds (> 0)")
       ->check(CLI::Validator(checkTimeout, "SECONDS > 0"))
       ->capture_default_str();
@@ -278,7 +278,7 @@ int main(int argc, char** argv) {
       std::max<long long>(1, std::llround(std::ceil(timeout_seconds * 1000))));
 
   warren::ClientOptions options;
-  options.broker_url = warren::defaultBrokerUrl(broker);
+  warren::applyBrokerFlags(broker, options);
   options.reply_mode = reply_mode == "direct" ? warren::ReplyMode::kDirectReplyTo
                                               : warren::ReplyMode::kExclusiveQueue;
   options.default_timeout = timeout;
@@ -291,7 +291,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "warren-call: cannot connect to the broker: %s\n", e.what());
     return kExitConnection;
   } catch (const std::invalid_argument& e) {
-    std::fprintf(stderr, "warren-call: bad broker URL: %s\n", e.what());
+    std::fprintf(stderr, "warren-call: bad broker settings: %s\n", e.what());
     return kExitUsage;
   } catch (const std::exception& e) {
     std::fflush(stdout);

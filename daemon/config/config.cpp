@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <unistd.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
@@ -22,6 +23,7 @@
 
 #include "config_schema.h"
 #include "duration.h"
+#include "secret_file.h"
 
 namespace warren {
 
@@ -506,11 +508,9 @@ class Parser {
     const SectionSpec& section = schemaSection("broker");
     const Fields fields = entries(broker, section);
     BrokerConfig config;
+    bool urls_read = true;
     if (const Field* url = find(fields, "url")) {
-      attempt([&] {
-        config.url = readUrl(*url, section.key("url"));
-        config.address = address_;
-      });
+      urls_read = attempt([&] { readUrls(*url, section.key("url"), config); });
     }
     if (const Field* heartbeat = find(fields, "heartbeat")) {
       attempt([&] { config.heartbeat = readHeartbeat(*heartbeat, section.key("heartbeat")); });
@@ -519,19 +519,167 @@ class Parser {
     if (const Field* reconnect = find(fields, "reconnect")) {
       attempt([&] { config.reconnect = readReconnect(*reconnect); });
     }
+    const Field* tls = find(fields, "tls");
+    if (tls != nullptr) attempt([&] { config.tls = readTls(*tls); });
+    std::string mechanism = "plain";
+    const bool mechanism_read = read(fields, section, "auth_mechanism", mechanism);
+    config.login = mechanism == "external" ? LoginMechanism::kExternal : LoginMechanism::kPlain;
+    const bool user_read = read(fields, section, "user", config.user);
+    std::optional<std::string> password;
+    attempt([&] { password = readPassword(fields, section, config); });
+    if (urls_read && mechanism_read && user_read) {
+      attempt([&] { applyCredentials(fields, config, password); });
+    }
+    if (urls_read && tls != nullptr &&
+        !std::any_of(config.addresses.begin(), config.addresses.end(),
+                     [](const BrokerAddress& a) { return a.tls; })) {
+      report(tls->key.Mark(), tls->path,
+             "applies to amqps:// URLs only, and broker.url has none: use amqps:// (TLS) or drop "
+             "broker.tls");
+    }
     return config;
   }
 
-  std::string readUrl(const Field& field, const KeySpec& spec) {
-    std::string url = readString(field, spec);
-    // The URL is not echoed: it may hold a password.
-    if (!url.starts_with("amqp://")) failValue(field, "must start with amqp://");
-    try {
-      address_ = parseBrokerUrl(url);
-    } catch (const std::invalid_argument& e) {
-      failValue(field, e.what());
+  void readUrls(const Field& field, const KeySpec& spec, BrokerConfig& config) {
+    std::vector<Field> items;
+    if (field.value.IsSequence()) {
+      if (field.value.size() == 0) failValue(field, "must list at least one URL");
+      std::size_t index = 0;
+      for (const auto& item : field.value) {
+        items.push_back(
+            Field{field.path + "[" + std::to_string(index++) + "]", "", YAML::Node(), item});
+      }
+    } else {
+      if (!field.value.IsScalar()) failType(field, "a URL or a list of URLs");
+      items.push_back(field);
     }
-    return url;
+    std::vector<std::string> urls;
+    std::vector<BrokerAddress> addresses;
+    bool all_read = true;
+    for (const Field& item : items) {
+      all_read = attempt([&] {
+                   std::string url = readString(item, spec);
+                   // The URL is not echoed: it may hold a password.
+                   if (!url.starts_with("amqp://") && !url.starts_with("amqps://")) {
+                     failValue(item, "must start with amqp:// or amqps://");
+                   }
+                   BrokerAddress address;
+                   try {
+                     address = parseBrokerUrl(url);
+                   } catch (const std::invalid_argument& e) {
+                     failValue(item, e.what());
+                   }
+                   if (!addresses.empty() && address.vhost != addresses.front().vhost) {
+                     failValue(item, "names the vhost '" + address.vhost + "', the first URL '" +
+                                         addresses.front().vhost +
+                                         "': the URLs of one cluster share one vhost");
+                   }
+                   urls.push_back(std::move(url));
+                   addresses.push_back(std::move(address));
+                 }) &&
+                 all_read;
+    }
+    if (!all_read) throw Abandoned{};
+    config.urls = std::move(urls);
+    config.addresses = std::move(addresses);
+  }
+
+  // The password of broker.password_file or broker.password_credential,
+  // nullopt when neither is given. Never echoed.
+  std::optional<std::string> readPassword(const Fields& fields, const SectionSpec& section,
+                                          BrokerConfig& config) {
+    const Field* file = find(fields, "password_file");
+    const Field* credential = find(fields, "password_credential");
+    if (file != nullptr && credential != nullptr) {
+      failValue(*credential, "give the password one way: password_file or password_credential");
+    }
+    const Field* source = file != nullptr ? file : credential;
+    if (source == nullptr) return std::nullopt;
+    std::string text;
+    if (!read(fields, section, source->name, text)) throw Abandoned{};
+    try {
+      config.password_file =
+          file != nullptr ? (base_dir_ / text).lexically_normal() : systemdCredentialPath(text);
+      return readSecretFile(config.password_file);
+    } catch (const std::runtime_error& e) {
+      failValue(*source, e.what());
+    }
+  }
+
+  // Puts broker.user and the password into every address; each kept in one
+  // place only, and none at all for EXTERNAL.
+  void applyCredentials(const Fields& fields, BrokerConfig& config,
+                        const std::optional<std::string>& password) {
+    const Field* url = find(fields, "url");
+    const auto any = [&config](auto has) {
+      return std::any_of(config.addresses.begin(), config.addresses.end(), has);
+    };
+    const bool url_user = any([](const BrokerAddress& a) { return a.url_has_user; });
+    const bool url_password = any([](const BrokerAddress& a) { return a.url_has_password; });
+    if (config.login == LoginMechanism::kExternal) {
+      const Field* mechanism = find(fields, "auth_mechanism");
+      if (url_user || url_password || !config.user.empty() || password) {
+        failValue(*mechanism,
+                  "external logs in with the TLS client certificate: give no user or password "
+                  "(in the URL, broker.user or a password file)");
+      }
+      if (config.tls.cert_file.empty()) {
+        failValue(*mechanism, "external needs a client certificate: broker.tls.cert_file");
+      }
+      if (any([](const BrokerAddress& a) { return !a.tls; })) {
+        failValue(*mechanism, "external needs TLS: every broker.url must be amqps://");
+      }
+      return;
+    }
+    if (password) {
+      if (url_password) {
+        failValue(*url, "holds a password, and " +
+                            std::string(find(fields, "password_file") != nullptr
+                                            ? "broker.password_file"
+                                            : "broker.password_credential") +
+                            " gives one: keep the password in one place");
+      }
+      if (config.user.empty() && !url_user) {
+        failValue(*find(fields, find(fields, "password_file") != nullptr ? "password_file"
+                                                                         : "password_credential"),
+                  "needs a user name: broker.user, or the user in the URL (amqp://USER@host)");
+      }
+    }
+    if (!config.user.empty() && url_user) {
+      failValue(*url, "names a user, and broker.user gives one: keep the user in one place");
+    }
+    for (BrokerAddress& address : config.addresses) {
+      if (!config.user.empty()) address.user = config.user;
+      if (password) address.password = *password;
+    }
+  }
+
+  TlsSettings readTls(const Field& tls) {
+    const SectionSpec& section = schemaSection("broker.tls");
+    const Fields fields = entries(tls, section);
+    TlsSettings settings;
+    const auto readPath = [&](std::string_view name, std::string& target) {
+      std::string text;
+      if (find(fields, name) == nullptr || !read(fields, section, name, text)) return;
+      target = (base_dir_ / text).lexically_normal().string();
+      // Checked here, so that --check-config finds a wrong path.
+      if (::access(target.c_str(), R_OK) != 0) {
+        const std::string why = std::error_code(errno, std::generic_category()).message();
+        report(valueMark(*find(fields, name)), childPath(tls.path, std::string(name)),
+               "cannot read '" + target + "': " + why);
+      }
+    };
+    readPath("ca_file", settings.ca_file);
+    readPath("cert_file", settings.cert_file);
+    readPath("key_file", settings.key_file);
+    read(fields, section, "verify", settings.verify);
+    const Field* cert = find(fields, "cert_file");
+    const Field* key = find(fields, "key_file");
+    if ((cert == nullptr) != (key == nullptr)) {
+      const Field& given = cert != nullptr ? *cert : *key;
+      failValue(given, "cert_file and key_file go together: give both or neither");
+    }
+    return settings;
   }
 
   // Whole seconds checked before the bound, so that 59.5s is told what is wrong with it.
@@ -704,11 +852,69 @@ class Parser {
     if (const Field* arguments = find(fields, "arguments")) {
       attempt([&] { config.arguments = readArguments(*arguments); });
     }
+    attempt([&] { readQueueKind(fields, section, config); });
     if (const Field* options = find(fields, "options")) {
       attempt([&] {
         config.options = readOptions(*options);
         config.options_mark = toSourceMark(options->key.Mark());
       });
+    }
+  }
+
+  // type, delivery_limit and dead_letter, and the x-arguments they stand for.
+  void readQueueKind(const Fields& fields, const SectionSpec& section, QueueConfig& config) {
+    std::string type = "classic";
+    if (!read(fields, section, "type", type)) throw Abandoned{};
+    config.quorum = type == "quorum";
+    // Each x-argument is set one way: by its key or in `arguments`.
+    const auto claim = [&](const Field& field, const std::string& argument, QueueArgument value) {
+      if (config.arguments.count(argument) != 0) {
+        failValue(field, "sets " + argument + ", which `arguments` sets too: set it in one place");
+      }
+      config.arguments.emplace(argument, std::move(value));
+    };
+    if (config.quorum) {
+      const Field& type_field = *find(fields, "type");
+      if (const Field* durable = find(fields, "durable"); durable != nullptr && !config.durable) {
+        failValue(*durable, "must be true for a quorum queue (quorum queues are always durable)");
+      }
+      if (config.auto_delete) {
+        failValue(*find(fields, "auto_delete"), "quorum queues cannot be auto-delete");
+      }
+      config.durable = true;
+      claim(type_field, "x-queue-type", std::string("quorum"));
+    }
+    if (const Field* limit = find(fields, "delivery_limit")) {
+      std::int64_t value = 0;
+      if (!read(fields, section, "delivery_limit", value)) throw Abandoned{};
+      if (!config.quorum) {
+        failValue(*limit,
+                  "needs type: quorum (the broker counts deliveries on quorum queues only)");
+      }
+      claim(*limit, "x-delivery-limit", value);
+    }
+    if (const Field* dead_letter = find(fields, "dead_letter")) {
+      const SectionSpec& dl_section = schemaSection("queues[].dead_letter");
+      const Fields dl_fields = entries(*dead_letter, dl_section);
+      // Both read, so that both are reported when both are bad.
+      const bool exchange_read =
+          read(dl_fields, dl_section, "exchange", config.dead_letter.exchange);
+      const bool queue_read = read(dl_fields, dl_section, "queue", config.dead_letter.queue);
+      const bool read_all = exchange_read && queue_read;
+      if (!read_all || config.dead_letter.exchange.empty() || config.dead_letter.queue.empty()) {
+        throw Abandoned{};
+      }
+      for (const char* key : {"exchange", "queue"}) {
+        const Field& field = *find(dl_fields, key);
+        if (field.value.Scalar().starts_with("amq.")) {
+          failValue(field, "names starting with \"amq.\" are reserved by the broker");
+        }
+      }
+      if (config.dead_letter.queue == config.name) {
+        failValue(*find(dl_fields, "queue"), "must not be the served queue itself");
+      }
+      claim(*dead_letter, "x-dead-letter-exchange", config.dead_letter.exchange);
+      claim(*dead_letter, "x-dead-letter-routing-key", config.name);
     }
   }
 
@@ -765,9 +971,8 @@ class Parser {
   }
 
   std::vector<Error> errors_;
-  BrokerAddress address_;  // what readUrl() parsed
-  fs::path file_;          // as given, for messages
-  fs::path base_dir_;      // absolute directory of file_, for relative paths
+  fs::path file_;      // as given, for messages
+  fs::path base_dir_;  // absolute directory of file_, for relative paths
 };
 
 struct FileCloser {
@@ -806,7 +1011,8 @@ bool operator==(const QueueConfig& a, const QueueConfig& b) {
   return a.name == b.name && a.handler == b.handler && a.plugin_path == b.plugin_path &&
          a.consumers == b.consumers && a.prefetch == b.prefetch &&
          a.max_body_bytes == b.max_body_bytes && a.max_reply_bytes == b.max_reply_bytes &&
-         a.durable == b.durable && a.auto_delete == b.auto_delete && a.arguments == b.arguments &&
+         a.durable == b.durable && a.auto_delete == b.auto_delete && a.quorum == b.quorum &&
+         a.dead_letter == b.dead_letter && a.arguments == b.arguments &&
          same_options(a.options, b.options);
 }
 

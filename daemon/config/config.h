@@ -21,6 +21,7 @@
 
 #include "broker_url.h"
 #include "queue_argument.h"
+#include "tls_settings.h"
 #include "wire.h"
 
 namespace warren {
@@ -59,10 +60,17 @@ struct ReconnectConfig {
 };
 
 struct BrokerConfig {
-  std::string url = std::string(wire::kDefaultBrokerUrl);
-  // `url` parsed: the loader validates it, so --check-config refuses what a
-  // start would refuse.
-  BrokerAddress address{"localhost", 5672, "/", "guest", "guest"};
+  // One URL, or those of one cluster's nodes, as written.
+  std::vector<std::string> urls = {std::string(wire::kDefaultBrokerUrl)};
+  // `urls` parsed, with the user and password of broker.user and
+  // broker.password_file/password_credential applied: the loader validates
+  // them and reads the password, so --check-config refuses what a start
+  // would refuse.
+  std::vector<BrokerAddress> addresses = {BrokerAddress{"localhost", 5672, "/", "guest", "guest"}};
+  std::string user;                     // broker.user; empty: from the URL
+  std::filesystem::path password_file;  // where the password came from; empty: the URL
+  LoginMechanism login = LoginMechanism::kPlain;
+  TlsSettings tls;
   std::chrono::milliseconds heartbeat{10000};  // 0 disables heartbeats
   std::chrono::milliseconds connect_timeout{5000};
   ReconnectConfig reconnect;
@@ -85,6 +93,15 @@ struct QueueConfig {
   std::size_t max_reply_bytes = 16 * 1024 * 1024;
   bool durable = false;
   bool auto_delete = false;
+  bool quorum = false;  // type: quorum
+  // dead_letter: {exchange, queue}; empty: none declared by warrend.
+  struct DeadLetter {
+    std::string exchange;
+    std::string queue;
+    bool operator==(const DeadLetter&) const = default;
+  } dead_letter;
+  // x-arguments of queue.declare: `arguments` as written, plus those that
+  // type, delivery_limit and dead_letter stand for.
   std::map<std::string, QueueArgument> arguments;
   std::vector<QueueOption> options;
   std::string path;         // "queues[N]", for messages

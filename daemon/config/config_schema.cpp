@@ -44,11 +44,34 @@ constexpr std::array<KeySpec, 6> kTopKeys = {{
      "The queues served, at least one: each maps a queue to a handler plugin."},
 }};
 
-constexpr std::array<KeySpec, 4> kBrokerKeys = {{
-    {"url", KeyType::kString, false, [] { return BrokerConfig{}.url; }, 0, 0,
-     "AMQP URL of the broker, starting with `amqp://`: one host (no `,`), no `?query`. The vhost "
-     "`/` is written `%2f`; any of `@ : / ? # % [ ]` in the user, password or vhost is "
-     "percent-encoded (`%40 %3A %2F %3F %23 %25 %5B %5D`)."},
+constexpr std::array<std::string_view, 2> kLoginMechanisms = {"plain", "external"};
+constexpr std::array<std::string_view, 2> kQueueTypes = {"classic", "quorum"};
+
+constexpr std::array<KeySpec, 9> kBrokerKeys = {{
+    {"url", KeyType::kStrings, false, [] { return BrokerConfig{}.urls.front(); }, 0, 0,
+     "AMQP URL of the broker, `amqp://` or `amqps://` (TLS, see `broker.tls`), or a list of the "
+     "URLs of one cluster's nodes: each queue's connection opens on one of them, spread over the "
+     "list, and after a loss goes to the next that answers. One host per URL (no `,`), no "
+     "`?query`; all with the same vhost. The vhost `/` is written `%2f`; any of `@ : / ? # % [ ]` "
+     "in the user, password or vhost is percent-encoded (`%40 %3A %2F %3F %23 %25 %5B %5D`)."},
+    {"user", KeyType::kString, false, noDefault, 1, 0,
+     "User name to log in with, when the URL names none (then the URLs name no user)."},
+    {"password_file", KeyType::kString, false, noDefault, 1, 0,
+     "File holding the password (one line; a trailing newline is ignored), read at start and at "
+     "each reload. The URLs then hold no password. A relative path is relative to the "
+     "configuration file's directory."},
+    {"password_credential", KeyType::kString, false, noDefault, 1, 0,
+     "Name of a systemd credential holding the password: `LoadCredential=NAME:PATH` in the unit "
+     "puts it in `$CREDENTIALS_DIRECTORY/NAME`, readable by the service alone. Instead of "
+     "`password_file`."},
+    {"auth_mechanism", KeyType::kString, false, [] { return std::string("plain"); }, 0, 0,
+     "`plain`: user name and password. `external`: the TLS client certificate "
+     "(`broker.tls.cert_file`) names the user (RabbitMQ's `rabbitmq_auth_mechanism_ssl`); the URLs "
+     "then hold no credentials.",
+     kLoginMechanisms},
+    {"tls", KeyType::kMap, false, noDefault, 0, 0,
+     "TLS for `amqps://` URLs (below); a bare `amqps://` URL verifies the broker against the "
+     "system trust store."},
     {"heartbeat",
      KeyType::kDuration,
      false,
@@ -67,6 +90,31 @@ constexpr std::array<KeySpec, 4> kBrokerKeys = {{
      "Time allowed to open the connection."},
     {"reconnect", KeyType::kMap, false, noDefault, 0, 0,
      "How long to wait between reconnection attempts (below)."},
+}};
+
+constexpr std::array<KeySpec, 4> kTlsKeys = {{
+    {"ca_file", KeyType::kString, false, noDefault, 1, 0,
+     "PEM file of the CA certificate(s) the broker's certificate must chain to. Default: the "
+     "system trust store (`/etc/ssl/certs`). Relative paths here are relative to the "
+     "configuration file's directory."},
+    {"cert_file", KeyType::kString, false, noDefault, 1, 0,
+     "PEM client certificate presented to the broker, with `key_file`: for a broker that "
+     "verifies clients, and for `auth_mechanism: external`."},
+    {"key_file", KeyType::kString, false, noDefault, 1, 0,
+     "PEM private key of `cert_file` (unencrypted; keep it readable by warrend alone)."},
+    {"verify", KeyType::kBool, false, [] { return boolText(TlsSettings{}.verify); }, 0, 0,
+     "Check that the broker's certificate chains to a trusted CA and names the URL's host. "
+     "`false` accepts any certificate (an attacker on the path can read and change everything); "
+     "warrend logs a warning at each start."},
+}};
+
+constexpr std::array<KeySpec, 2> kDeadLetterKeys = {{
+    {"exchange", KeyType::kString, true, nullptr, 1, 255,
+     "Direct exchange warrend declares (durable) for the queue's dead letters."},
+    {"queue", KeyType::kString, true, nullptr, 1, 255,
+     "Queue warrend declares (durable, of the queue's `type`) and binds to `exchange` with the "
+     "served queue's name as routing key: where requests past `delivery_limit`, and requests "
+     "refused a reply, wait for an operator."},
 }};
 
 constexpr std::array<KeySpec, 2> kReconnectKeys = {{
@@ -106,7 +154,7 @@ constexpr std::array<KeySpec, 1> kShutdownKeys = {{
      "On shutdown, how long in-flight requests may take to finish."},
 }};
 
-constexpr std::array<KeySpec, 10> kQueueKeys = {{
+constexpr std::array<KeySpec, 13> kQueueKeys = {{
     {"name", KeyType::kString, true, nullptr, 1, 255,
      "Queue name: not starting with `amq.` (reserved by the broker), unique among the queues of "
      "the file."},
@@ -130,6 +178,17 @@ constexpr std::array<KeySpec, 10> kQueueKeys = {{
      "non-durable, no arguments)."},
     {"auto_delete", KeyType::kBool, false, [] { return boolText(QueueConfig{}.auto_delete); }, 0, 0,
      "Declare the queue auto-delete."},
+    {"type", KeyType::kString, false, [] { return std::string("classic"); }, 0, 0,
+     "`classic`: declared as the seed declares it (no `x-queue-type`). `quorum`: a replicated "
+     "quorum queue (`x-queue-type: quorum`), for a cluster; always durable.",
+     kQueueTypes},
+    {"delivery_limit", KeyType::kInteger, false, noDefault, 1, 1000000,
+     "Quorum queues: deliveries of one request after which the broker stops redelivering it "
+     "(`x-delivery-limit`) and dead-letters it to `dead_letter` (or drops it, without one). A "
+     "request whose handler crashes warrend every time ends there instead of looping."},
+    {"dead_letter", KeyType::kMap, false, noDefault, 0, 0,
+     "Where the broker sends the queue's dead letters (below): sets `x-dead-letter-exchange` and "
+     "`x-dead-letter-routing-key`."},
     {"arguments", KeyType::kMap, false, emptyMap, 0, 0,
      "x-arguments of `queue.declare`, e.g. `x-message-ttl: 60000`. Each value must be a scalar "
      "and keeps its YAML type: integer, float (`0.5`, `1e3`), bool, or string (anything else, "
@@ -139,15 +198,17 @@ constexpr std::array<KeySpec, 10> kQueueKeys = {{
      "written (as text), and the plugin validates it."},
 }};
 
-constexpr std::array<SectionSpec, 8> kSections = {{
+constexpr std::array<SectionSpec, 10> kSections = {{
     {"", "", kTopKeys},
     {"broker", "broker.", kBrokerKeys},
+    {"broker.tls", "broker.tls.", kTlsKeys},
     {"broker.reconnect", "broker.reconnect.", kReconnectKeys},
     {"plugins", "plugins.", kPluginsKeys},
     {"logging", "logging.", kLoggingKeys},
     {"metrics", "metrics.", kMetricsKeys},
     {"shutdown", "shutdown.", kShutdownKeys},
     {"queues[]", "", kQueueKeys},
+    {"queues[].dead_letter", "dead_letter.", kDeadLetterKeys},
 }};
 
 std::string_view typeName(KeyType type) {
@@ -166,6 +227,8 @@ std::string_view typeName(KeyType type) {
       return "map";
     case KeyType::kSequence:
       return "sequence";
+    case KeyType::kStrings:
+      return "string or list";
   }
   return "?";
 }

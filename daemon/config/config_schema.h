@@ -27,6 +27,7 @@ enum class KeyType {
   kDuration,  // bounds in milliseconds
   kMap,
   kSequence,
+  kStrings,  // one string, or a sequence of them
 };
 
 struct KeySpec {

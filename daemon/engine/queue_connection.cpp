@@ -68,6 +68,7 @@ QueueConnection::QueueConnection(std::shared_ptr<QueueRuntime> runtime)
       confirm_channel_(static_cast<amqp_channel_t>(rt_.queue.consumers + 1)),
       backoff_(rt_.broker.reconnect.initial_delay, rt_.broker.reconnect.max_delay),
       options_(rt_.broker.connection),
+      brokers_(rt_.broker.addresses, rt_.broker.first_address),
       assembler_(rt_.queue.max_body_bytes) {
   for (int i = 0; i < rt_.queue.consumers; ++i) {
     auto channel = std::make_unique<ConsumerChannel>();
@@ -306,15 +307,31 @@ bool QueueConnection::stalled(Clock::time_point now) const noexcept {
 
 // ---------------------------------------------------------------- sessions
 
+void QueueConnection::declareDeadLetterTarget(AmqpConnection& connection) {
+  const QueueConfig::DeadLetter& target = rt_.queue.dead_letter;
+  if (target.queue.empty()) return;
+  const amqp_channel_t channel = channels_.front()->number;
+  const std::map<std::string, QueueArgument> quorum = {{"x-queue-type", std::string("quorum")}};
+  connection.declareDirectExchange(channel, target.exchange);
+  connection.declareQueue(
+      channel, QueueDeclaration{target.queue, /*durable=*/true,
+                                /*auto_delete=*/false, rt_.queue.quorum ? &quorum : nullptr});
+  connection.bindQueue(channel, target.queue, target.exchange, rt_.queue.name);
+}
+
 bool QueueConnection::openSession() {
   const QueueConfig& queue = rt_.queue;
   declare_refused_ = false;
   was_consuming_ = false;
   try {
     // Connecting, then two synchronous calls per consumer and four more.
-    expectTurnWithin(options_.connect_timeout + (2 * queue.consumers + 4) * options_.rpc_timeout);
+    // Connecting (to each node in turn, at worst), then two synchronous calls
+    // per consumer and seven more.
+    const auto nodes = static_cast<int>(brokers_.size());
+    expectTurnWithin(nodes * options_.connect_timeout +
+                     (2 * queue.consumers + 7) * options_.rpc_timeout);
     rt_.metrics->connectionAttempt();
-    connection_.emplace(rt_.broker.address, options_);
+    brokers_.open([this](const BrokerAddress& address) { connection_.emplace(address, options_); });
     watched_.emplace(watch_, *connection_);
     ++session_;
     AmqpConnection& connection = *connection_;
@@ -324,6 +341,7 @@ bool QueueConnection::openSession() {
     unconfirmed_.clear();
     next_sequence_ = 1;
     try {
+      declareDeadLetterTarget(connection);
       connection.declareQueue(
           channels_.front()->number,
           QueueDeclaration{queue.name, queue.durable, queue.auto_delete, &queue.arguments});
@@ -343,7 +361,7 @@ bool QueueConnection::openSession() {
     failSession(std::string("protocol error: ") + e.what());
     return false;
   }
-  rt_.health.consuming(backoff_.attempts());
+  rt_.health.consuming(backoff_.attempts(), brokers_.current().endpoint());
   backoff_.reset();
   was_consuming_ = true;
   draining_ = false;
@@ -406,7 +424,10 @@ void QueueConnection::failSession(std::string failure) {
   settleReplies();
   endSession();
   if (rt_.stop.requested()) return;  // holdConnection() ends
-  if (was_consuming_) rt_.metrics->sessionLost();
+  if (was_consuming_) {
+    rt_.metrics->sessionLost();
+    brokers_.advance();  // a cluster's next node first: the lost one may be down
+  }
   const auto delay = backoff_.next();
   rt_.health.failed(failure, backoff_.attempts(), delay, was_consuming_, misconfigured);
   was_consuming_ = false;

@@ -33,6 +33,7 @@
 
 #include "amqp_connection.h"
 #include "backoff.h"
+#include "broker_rotation.h"
 #include "delivery_assembler.h"
 #include "handler_reply.h"
 #include "metrics_outcome.h"
@@ -139,6 +140,8 @@ class QueueConnection : public std::enable_shared_from_this<QueueConnection> {
 
   // Sessions.
   bool openSession();
+  // The queue's dead_letter exchange and queue, bound, when it has them.
+  void declareDeadLetterTarget(AmqpConnection& connection);
   Served serveSession();
   Served serve();
   void endSession() noexcept;
@@ -199,6 +202,7 @@ class QueueConnection : public std::enable_shared_from_this<QueueConnection> {
   // The holder's: only the thread holding the connection touches these.
   Backoff backoff_;
   ConnectionOptions options_;
+  BrokerRotation brokers_;
   std::optional<AmqpConnection> connection_;
   std::optional<WatchedConnection::Session> watched_;
   std::uint64_t session_ = 0;  // numbers the connections opened

@@ -16,18 +16,19 @@ QueueHealth::QueueHealth(std::string queue, int consumers, int prefetch,
       metrics_(std::move(metrics)),
       consumers_(consumers) {}
 
-void QueueHealth::consuming(std::uint32_t attempts) {
+void QueueHealth::consuming(std::uint32_t attempts, std::string_view endpoint) {
   {
     std::lock_guard lock(mutex_);
     if (count_ == consumers_) return;
     for (; count_ < consumers_; ++count_) metrics_->consumerConnected();
     if (!served_) {
-      logger_->info("consuming '{}' with {} consumer(s), prefetch {}", queue_, count_, prefetch_);
+      logger_->info("consuming '{}' with {} consumer(s), prefetch {}, on {}", queue_, count_,
+                    prefetch_, endpoint);
     } else if (outage_) {
       const auto outage =
           std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - outage_started_);
-      logger_->info("consuming again after {} attempt(s), {} ms without full service", attempts,
-                    outage.count());
+      logger_->info("consuming again after {} attempt(s), {} ms without full service, on {}",
+                    attempts, outage.count(), endpoint);
     }
     served_ = true;
     outage_ = false;

@@ -30,8 +30,9 @@ class QueueHealth {
   QueueHealth(std::string queue, int consumers, int prefetch,
               std::shared_ptr<spdlog::logger> logger, std::shared_ptr<QueueMetrics> metrics);
 
-  // Every consumer started consuming after `attempts` failed attempts.
-  void consuming(std::uint32_t attempts);
+  // Every consumer started consuming after `attempts` failed attempts, on a
+  // connection to `endpoint` (logged, with each new connection).
+  void consuming(std::uint32_t attempts, std::string_view endpoint);
   // The connection failed (to open, or its session ended); retried in
   // `delay`. `lost` when it was consuming; `misconfigured` when the broker
   // refuses what the configuration asks for (logged as an error).

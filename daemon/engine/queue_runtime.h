@@ -16,12 +16,18 @@
 
 #include <spdlog/logger.h>
 
+#include <cstddef>
 #include <memory>
+#include <vector>
 
 namespace warren {
 
 struct BrokerSettings {
-  BrokerAddress address;
+  // The nodes of one broker (cluster), credentials applied.
+  std::vector<BrokerAddress> addresses;
+  // Where the queue's connection opens first (modulo the number of
+  // addresses): each queue a different one, so connections spread.
+  std::size_t first_address = 0;
   ConnectionOptions connection;
   ReconnectConfig reconnect;
 };

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <random>
 #include <stdexcept>
 #include <utility>
 
@@ -15,7 +16,9 @@ namespace {
 
 BrokerSettings brokerSettings(const Config& config) {
   BrokerSettings broker;
-  broker.address = config.broker.address;  // validated by the loader
+  broker.addresses = config.broker.addresses;  // validated by the loader
+  broker.connection.tls = config.broker.tls;
+  broker.connection.login = config.broker.login;
   broker.connection.heartbeat = config.broker.heartbeat;
   broker.connection.connect_timeout = config.broker.connect_timeout;
   broker.reconnect = config.broker.reconnect;
@@ -24,10 +27,24 @@ BrokerSettings brokerSettings(const Config& config) {
 
 // Whether consumers connected with `a` would connect differently with `b`.
 bool sameBroker(const BrokerConfig& a, const BrokerConfig& b) {
-  return a.url == b.url && a.heartbeat == b.heartbeat && a.connect_timeout == b.connect_timeout &&
+  // The addresses hold the credentials: a changed password file reconnects.
+  return a.addresses == b.addresses && a.tls == b.tls && a.login == b.login &&
+         a.heartbeat == b.heartbeat && a.connect_timeout == b.connect_timeout &&
          a.reconnect.initial_delay == b.reconnect.initial_delay &&
          a.reconnect.max_delay == b.reconnect.max_delay;
 }
+
+std::string redactedUrls(const BrokerConfig& broker) {
+  std::string text;
+  for (const std::string& url : broker.urls) {
+    text += (text.empty() ? "" : ", ") + redactBrokerUrl(url);
+  }
+  return text;
+}
+
+// Where the first queue's connection opens: a different node for each
+// warrend of a cluster's clients, whatever their configuration order.
+std::size_t randomFirstAddress() { return std::random_device{}(); }
 
 }  // namespace
 
@@ -36,10 +53,12 @@ Supervisor::Supervisor(Config config, std::shared_ptr<spdlog::sinks::sink> sink)
       sink_(std::move(sink)),
       logger_(makeLogger("warrend", config_.logging.level)),
       metrics_(WARREN_VERSION),
-      broker_(brokerSettings(config_)) {
+      broker_(brokerSettings(config_)),
+      next_first_address_(randomFirstAddress()) {
   logger_->info("warrend {} starting: config {}, broker {} (heartbeat {} ms), {} queue(s)",
-                WARREN_VERSION, config_.file.string(), redactBrokerUrl(config_.broker.url),
+                WARREN_VERSION, config_.file.string(), redactedUrls(config_.broker),
                 config_.broker.heartbeat.count(), config_.queues.size());
+  warnOfUnverifiedTls(config_.broker);
   for (const QueueConfig& queue : config_.queues) {
     queues_.push_back(build(config_, queue, broker_));
   }
@@ -96,10 +115,21 @@ Supervisor::ServedQueue Supervisor::build(const Config& config, const QueueConfi
   served.metrics = metrics_.addQueue(queue.name, queue.handler, queue.consumers);
   BrokerSettings queue_broker = broker;
   queue_broker.connection.connection_name = "warrend " + queue.name;
+  queue_broker.first_address = next_first_address_++;
   served.service =
       std::make_unique<QueueService>(queue, std::move(queue_broker), config.shutdown.drain_timeout,
                                      std::move(instance), served.logger, served.metrics);
   return served;
+}
+
+void Supervisor::warnOfUnverifiedTls(const BrokerConfig& broker) const {
+  const bool tls = std::any_of(broker.addresses.begin(), broker.addresses.end(),
+                               [](const BrokerAddress& address) { return address.tls; });
+  if (tls && !broker.tls.verify) {
+    logger_->warn(
+        "broker.tls.verify is false: the broker's certificate is not checked, so anyone on the "
+        "path can pose as the broker and read or change every request");
+  }
 }
 
 void Supervisor::serveMetrics(const MetricsConfig& config) {
@@ -122,6 +152,7 @@ ReloadSummary Supervisor::reload(Config next) {
   // Build: everything that can fail happens before anything changes.
   const BrokerSettings broker = brokerSettings(next);
   const bool broker_changed = !sameBroker(config_.broker, next.broker);
+  if (broker_changed) warnOfUnverifiedTls(next.broker);
   ReloadSummary summary;
   std::vector<ServedQueue> fresh;  // to start
   std::vector<std::string> kept;   // names of queues that stay as they are

@@ -100,6 +100,8 @@ class Supervisor {
   std::vector<QueueService*> services() const;
   // warren_plugin_info for the handlers now serving, and no other.
   void publishPluginInfo();
+  // Logs the choice of broker.tls.verify: false.
+  void warnOfUnverifiedTls(const BrokerConfig& broker) const;
 
   Config config_;
   std::shared_ptr<spdlog::sinks::sink> sink_;
@@ -107,6 +109,9 @@ class Supervisor {
   Metrics metrics_;
   PluginCatalog catalog_;
   BrokerSettings broker_;
+  // The first_address of the next queue built: consecutive queues open on
+  // consecutive nodes of a cluster.
+  std::size_t next_first_address_;
   mutable std::mutex queues_mutex_;  // guards both lists, for readers on other threads
   std::vector<ServedQueue> queues_;
   std::vector<ServedQueue> retiring_;  // stopped by a reload, draining

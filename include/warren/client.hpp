@@ -33,14 +33,40 @@ enum class ReplyMode {
   kDirectReplyTo,
 };
 
+// TLS for amqps:// URLs.
+struct ClientTlsOptions {
+  // PEM CA certificate(s) the broker's certificate must chain to; empty:
+  // the system trust store.
+  std::string ca_file;
+  // PEM client certificate and its key, both or neither (a broker that
+  // verifies clients; external_login).
+  std::string cert_file;
+  std::string key_file;
+  // Check the broker's certificate and host name. false accepts any
+  // certificate: for tests only.
+  bool verify = true;
+};
+
 struct ClientOptions {
-  // amqp://user:password@host:port/vhost; empty: $WARREN_BROKER_URL, else
+  // amqp://user:password@host:port/vhost or amqps://... (TLS), or the URLs
+  // of one cluster's nodes separated by spaces: the client connects to one
+  // of them (a random one first, so clients spread) and, after losing it,
+  // to the next that answers. Empty: $WARREN_BROKER_URL, else
   // amqp://guest:guest@localhost:5672/%2f.
   std::string broker_url;
   ReplyMode reply_mode = ReplyMode::kExclusiveQueue;
   std::chrono::milliseconds default_timeout{30000};
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::seconds heartbeat{10};
+  // New fields go last: aggregate initialisation of the older ones keeps
+  // compiling.
+  // File holding the password (one line), instead of a password in the
+  // URL; both is an error. Empty: $WARREN_BROKER_PASSWORD_FILE, if set.
+  std::string password_file;
+  ClientTlsOptions tls;
+  // Log in with the TLS client certificate (SASL EXTERNAL; RabbitMQ's
+  // rabbitmq_auth_mechanism_ssl) instead of a user and password.
+  bool external_login = false;
 };
 
 struct CallOptions {
@@ -137,5 +163,8 @@ class Client {
 // The broker URL a command-line tool should use: `flag` when not empty,
 // else $WARREN_BROKER_URL, else the local default.
 std::string defaultBrokerUrl(std::string_view flag = {});
+// The password file a command-line tool should use: `flag` when not empty,
+// else $WARREN_BROKER_PASSWORD_FILE, else none ("").
+std::string defaultPasswordFile(std::string_view flag = {});
 
 }  // namespace warren

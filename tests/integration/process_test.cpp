@@ -1,5 +1,6 @@
 // The warrend binary as an operator runs it: arguments, exit codes, signals.
 #include "child_process.h"
+#include "config_file.h"
 #include "daemon_harness.h"
 #include "fifo_gate.h"
 #include "http_scrape.h"
@@ -25,30 +26,6 @@ namespace {
 const auto* const kBroker = ::testing::AddGlobalTestEnvironment(new BrokerEnvironment());
 
 PrivateBroker& broker() { return BrokerEnvironment::broker(); }
-
-// A config file in a fresh temporary directory.
-class ConfigFile {
- public:
-  ConfigFile(const std::string& name, const std::string& yaml) {
-    std::string templ = (std::filesystem::temp_directory_path() / "warren-cfg-XXXXXX").string();
-    dir_ = ::mkdtemp(templ.data());
-    std::ofstream(path()) << yaml;
-    name_ = name;
-    std::filesystem::rename(dir_ / "tmp.yaml", path());
-  }
-  ~ConfigFile() { std::filesystem::remove_all(dir_); }
-  std::string path() const { return (dir_ / (name_.empty() ? "tmp.yaml" : name_)).string(); }
-  // Replaces the file as an editor or config management does: write beside,
-  // rename over.
-  void rewrite(const std::string& yaml) const {
-    std::ofstream(dir_ / "next.yaml") << yaml;
-    std::filesystem::rename(dir_ / "next.yaml", path());
-  }
-
- private:
-  std::filesystem::path dir_;
-  std::string name_;
-};
 
 std::unique_ptr<ChildProcess> warrend(const std::vector<std::string>& arguments) {
   std::vector<std::string> argv{WARREND_BINARY};

@@ -51,13 +51,19 @@ class Load {
  public:
   // `queues`: name -> "sum" or "versioned".
   explicit Load(std::map<std::string, std::string> queues)
-      : client_(ClientOptions{brokerUrl(), ReplyMode::kExclusiveQueue, 20s, 5s, 10s}),
-        queues_(std::move(queues)) {
+      : client_(options()), queues_(std::move(queues)) {
     for (const auto& [name, kind] : queues_) {
       threads_.emplace_back([this, name = name, kind = kind] { drive(name, kind); });
     }
   }
   ~Load() { stop(); }
+
+  static ClientOptions options() {
+    ClientOptions options;
+    options.broker_url = brokerUrl();
+    options.default_timeout = 20s;
+    return options;
+  }
 
   void stop() {
     stopping_ = true;

@@ -88,10 +88,35 @@ TEST(ParseBrokerUrl, RejectsAnotherScheme) {
   EXPECT_THROW(parseBrokerUrl("http://x"), std::invalid_argument);
 }
 
-TEST(ParseBrokerUrl, RejectsAmqpsAsNotSupported) {
-  const std::string message = parseError("amqps://svc:topsecret@rabbit.example.org:5671/%2f");
-  EXPECT_NE(message.find("amqps"), std::string::npos) << message;
-  EXPECT_EQ(message.find("topsecret"), std::string::npos) << message;
+TEST(ParseBrokerUrl, AmqpsIsTlsOnPort5671ByDefault) {
+  const BrokerAddress address = parseBrokerUrl("amqps://svc:topsecret@rabbit.example.org/%2f");
+  EXPECT_TRUE(address.tls);
+  EXPECT_EQ(address.port, 5671);
+  EXPECT_EQ(address.endpoint(), "amqps://rabbit.example.org:5671");
+  EXPECT_FALSE(parseBrokerUrl("amqp://rabbit").tls);
+  EXPECT_EQ(parseBrokerUrl("amqps://rabbit:5000").port, 5000);
+}
+
+TEST(ParseBrokerUrl, TellsWhetherTheUrlNamedTheUserAndPassword) {
+  const BrokerAddress bare = parseBrokerUrl("amqp://rabbit/jobs");
+  EXPECT_FALSE(bare.url_has_user);
+  EXPECT_FALSE(bare.url_has_password);
+  EXPECT_EQ(bare.user, "guest");  // rabbitmq-c's default, replaced by broker.user
+  const BrokerAddress user = parseBrokerUrl("amqp://svc@rabbit/jobs");
+  EXPECT_TRUE(user.url_has_user);
+  EXPECT_FALSE(user.url_has_password);
+  const BrokerAddress both = parseBrokerUrl("amqp://svc:p%40ss@rabbit/jobs");
+  EXPECT_TRUE(both.url_has_user);
+  EXPECT_TRUE(both.url_has_password);
+  // An '@' in the vhost is not user information.
+  EXPECT_FALSE(parseBrokerUrl("amqp://rabbit/team%40jobs").url_has_user);
+}
+
+TEST(SplitBrokerUrls, SplitsOnWhitespaceAndRefusesNothing) {
+  EXPECT_EQ(splitBrokerUrls(" amqp://a:1/%2f  amqps://b:2/%2f\n"),
+            (std::vector<std::string>{"amqp://a:1/%2f", "amqps://b:2/%2f"}));
+  EXPECT_EQ(splitBrokerUrls("amqp://a"), (std::vector<std::string>{"amqp://a"}));
+  EXPECT_THROW(splitBrokerUrls("  "), std::invalid_argument);
 }
 
 TEST(ParseBrokerUrl, RejectsABadPortWithoutRevealingThePassword) {
@@ -168,7 +193,7 @@ TEST(ParseBrokerUrl, ErrorsNeverRevealAPasswordHoldingDelimiters) {
              "amqp://svc:" + secret + "@rabbit/jobs#top",
              "amqp://svc:" + secret + "@[::1/jobs",
              "amqp://svc:" + secret + "@rabbit@other/jobs",
-             "amqps://svc:" + secret + "@rabbit/jobs",
+             "amqps://svc:" + secret + "@rabbit:notaport/jobs",
              "http://svc:" + secret + "@rabbit/jobs",
          }) {
       const std::string message = parseError(url);

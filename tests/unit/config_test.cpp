@@ -12,8 +12,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <optional>
 #include <ostream>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <variant>
@@ -22,11 +24,13 @@
 #include "config.h"
 #include "config_schema.h"
 #include "duration.h"
+#include "scoped_env.h"
 
 namespace warren {
 namespace {
 
 namespace fs = std::filesystem;
+using test::ScopedEnv;
 using std::chrono::milliseconds;
 
 // tests/data: from WARREN_TEST_DATA (set by ctest), else next to this source file.
@@ -75,7 +79,7 @@ TEST_P(BadConfigTest, ReportsRuleWithLocation) {
 
 const char* const kQueueKeys =
     "name, handler, consumers, prefetch, max_body_bytes, max_reply_bytes, durable, auto_delete, "
-    "arguments, options";
+    "type, delivery_limit, dead_letter, arguments, options";
 const char* const kDurationForm =
     "expected a duration with a unit: ms, s, m or h (e.g. 250ms, 10s, 1.5s, 2m, 1h)";
 const char* const kListenForm =
@@ -212,7 +216,8 @@ INSTANTIATE_TEST_SUITE_P(
                             "found (check the indentation of line 7") +
                     kIndentHint},
         // Values checked one by one.
-        BadFile{"bad_url.yaml", "bad_url.yaml:3:8: broker.url: must start with amqp://"},
+        BadFile{"bad_url.yaml",
+                "bad_url.yaml:3:8: broker.url: must start with amqp:// or amqps://"},
         BadFile{"bad_log_level.yaml",
                 "bad_log_level.yaml:3:10: logging.level: must be one of trace, debug, info, warn, "
                 "error, critical, off; got 'verbose'"},
@@ -268,7 +273,7 @@ TEST(ConfigTest, FullFileSetsEveryField) {
   const Config config = loadConfig(file);
 
   EXPECT_EQ(config.file, file);
-  EXPECT_EQ(config.broker.url, "amqp://user:secret@broker.example:5673/warren");
+  EXPECT_EQ(config.broker.urls.at(0), "amqp://user:secret@broker.example:5673/warren");
   EXPECT_EQ(config.broker.heartbeat, milliseconds{0});
   EXPECT_EQ(config.broker.connect_timeout, milliseconds{2500});
   EXPECT_EQ(config.broker.reconnect.initial_delay, milliseconds{250});
@@ -335,7 +340,7 @@ TEST(ConfigTest, MinimalFileGetsDefaults) {
   const Config config = loadConfig(configData("minimal.yaml"));
   const Config defaults;
 
-  EXPECT_EQ(config.broker.url, "amqp://guest:guest@localhost:5672/%2f");
+  EXPECT_EQ(config.broker.urls.at(0), "amqp://guest:guest@localhost:5672/%2f");
   EXPECT_EQ(config.broker.heartbeat, milliseconds{10000});
   EXPECT_EQ(config.broker.connect_timeout, milliseconds{5000});
   EXPECT_EQ(config.broker.reconnect.initial_delay, milliseconds{100});
@@ -372,7 +377,7 @@ TEST(ConfigTest, ExampleConfigParses) {
   const Config config = loadConfig(file);
 
   EXPECT_EQ(config.file, fs::absolute(file).lexically_normal());
-  EXPECT_EQ(config.broker.url, "amqp://guest:guest@localhost:5672/%2f");
+  EXPECT_EQ(config.broker.urls.at(0), "amqp://guest:guest@localhost:5672/%2f");
   EXPECT_EQ(config.plugin_dir, fs::path("/usr/lib/warren/plugins"));
   ASSERT_EQ(config.queues.size(), 1U);
   EXPECT_EQ(config.queues[0].name, "sum");
@@ -481,7 +486,8 @@ TEST(ConfigTest, BrokerUrlIsParsedByTheLoader) {
                         "'}\nplugins: {dir: /p}\nqueues: [{name: q, handler: h}]\n");
   };
   const std::string expected =
-      "' is not a valid AMQP URL; expected amqp://user:password@host:port/vhost, with any of "
+      "' is not a valid AMQP URL; expected amqp://user:password@host:port/vhost (or amqps:// for "
+      "TLS), with any of "
       "@ : / ? # % [ ] in the user, password or vhost percent-encoded (%40 %3A %2F %3F %23 %25 "
       "%5B %5D)";
   EXPECT_EQ(
@@ -498,9 +504,9 @@ TEST(ConfigTest, BrokerUrlIsParsedByTheLoader) {
       "broker: {url: 'amqp://u:p@rabbit:5673/jobs'}\nplugins: {dir: /p}\n"
       "queues: [{name: q, handler: h}]\n",
       "inline.yaml");
-  EXPECT_EQ(config.broker.address.host, "rabbit");
-  EXPECT_EQ(config.broker.address.port, 5673);
-  EXPECT_EQ(config.broker.address.vhost, "jobs");
+  EXPECT_EQ(config.broker.addresses.at(0).host, "rabbit");
+  EXPECT_EQ(config.broker.addresses.at(0).port, 5673);
+  EXPECT_EQ(config.broker.addresses.at(0).vhost, "jobs");
 }
 
 TEST(ConfigTest, HeartbeatBelowSixtySecondsIsAccepted) {
@@ -706,7 +712,7 @@ TEST(ConfigTest, ReportsEveryErrorOfAFileInOrder) {
   const fs::path file = configData("six_mistakes.yaml");
   const std::string at = file.string() + ":";
   const std::vector<std::string> expected = {
-      at + "3:8: broker.url: must start with amqp://",
+      at + "3:8: broker.url: must start with amqp:// or amqps://",
       at + "4:14: broker.heartbeat: " + kDurationForm + ", got '10'",
       at + "7:1: loging: unknown key; allowed: broker, plugins, logging, metrics, shutdown, queues",
       at + "10:11: metrics.listen: " + kListenHost + "'localhost'",
@@ -947,6 +953,232 @@ TEST(ConfigTest, DurationsAreCappedWithTheBoundInTheMessage) {
                         "inline.yaml")
                 .shutdown.drain_timeout,
             milliseconds{3600000});
+}
+
+// ---------------------------------------------------------------------------
+// Production brokers: several URLs, credentials out of the URL, TLS, quorum
+// queues and dead letters.
+
+// A file in a fresh temporary directory, removed with the object.
+class TempFile {
+ public:
+  TempFile(const std::string& name, const std::string& content) {
+    std::string templ = (fs::temp_directory_path() / "warren-config-XXXXXX").string();
+    if (::mkdtemp(templ.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    dir_ = templ;
+    std::ofstream(dir_ / name, std::ios::binary) << content;
+    path_ = dir_ / name;
+  }
+  ~TempFile() { fs::remove_all(dir_); }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  const fs::path& path() const { return path_; }
+  const fs::path& dir() const { return dir_; }
+
+ private:
+  fs::path dir_;
+  fs::path path_;
+};
+
+std::string withBroker(const std::string& broker) {
+  return "broker:\n" + broker + "plugins: {dir: /p}\nqueues: [{name: q, handler: h}]\n";
+}
+
+// A password with every character a URL treats specially.
+constexpr const char* kAwkwardPassword = "p@ss/w?rd#100%";
+
+TEST(BrokerConfigTest, UrlTakesAListOfOneClustersNodes) {
+  const Config config = parseConfig(withBroker("  url:\n"
+                                               "    - amqp://u:p@n1:5672/jobs\n"
+                                               "    - amqp://u:p@n2:5673/jobs\n"
+                                               "    - amqps://u:p@n3/jobs\n"),
+                                    "inline.yaml");
+  ASSERT_EQ(config.broker.addresses.size(), 3U);
+  EXPECT_EQ(config.broker.addresses[1].host, "n2");
+  EXPECT_EQ(config.broker.addresses[1].port, 5673);
+  EXPECT_TRUE(config.broker.addresses[2].tls);
+  EXPECT_EQ(config.broker.addresses[2].port, 5671);
+  EXPECT_EQ(config.broker.urls.size(), 3U);
+}
+
+TEST(BrokerConfigTest, AListReportsEachBadUrlAndAMixOfVhosts) {
+  EXPECT_EQ(parseErrorOf(withBroker("  url: [amqp://n1/a, http://n2/a, amqp://n3/b]\n")),
+            "inline.yaml:2:22: broker.url[1]: must start with amqp:// or amqps://\n"
+            "inline.yaml:2:35: broker.url[2]: names the vhost 'b', the first URL 'a': the URLs of "
+            "one cluster share one vhost");
+  EXPECT_EQ(parseErrorOf(withBroker("  url: []\n")),
+            "inline.yaml:2:8: broker.url: must list at least one URL");
+}
+
+TEST(BrokerConfigTest, PasswordFileGivesEveryUrlThePassword) {
+  const TempFile secret("password", std::string(kAwkwardPassword) + "\n");
+  const Config config = parseConfig(withBroker("  url: [amqp://svc@n1/jobs, amqp://svc@n2/jobs]\n"
+                                               "  password_file: password\n"),
+                                    secret.dir() / "warren.yaml");
+  for (const BrokerAddress& address : config.broker.addresses) {
+    EXPECT_EQ(address.user, "svc");
+    EXPECT_EQ(address.password, kAwkwardPassword);
+  }
+}
+
+TEST(BrokerConfigTest, UserKeyAndPasswordFileLeaveTheUrlBare) {
+  const TempFile secret("password", kAwkwardPassword);
+  const Config config = parseConfig(withBroker("  url: amqp://n1/jobs\n  user: svc\n"
+                                               "  password_file: " +
+                                               secret.path().string() + "\n"),
+                                    "inline.yaml");
+  EXPECT_EQ(config.broker.addresses.at(0).user, "svc");
+  EXPECT_EQ(config.broker.addresses.at(0).password, kAwkwardPassword);
+}
+
+TEST(BrokerConfigTest, APasswordInTwoPlacesIsAnErrorThatHidesBoth) {
+  const TempFile secret("password", kAwkwardPassword);
+  const std::string error =
+      parseErrorOf(withBroker("  url: amqp://svc:urlsecret@n1/jobs\n"
+                              "  password_file: " +
+                              secret.path().string() + "\n"));
+  EXPECT_NE(error.find("broker.url: holds a password, and broker.password_file gives one"),
+            std::string::npos)
+      << error;
+  EXPECT_EQ(error.find("urlsecret"), std::string::npos) << error;
+  EXPECT_EQ(error.find(kAwkwardPassword), std::string::npos) << error;
+}
+
+TEST(BrokerConfigTest, APasswordFileNeedsAUser) {
+  const TempFile secret("password", kAwkwardPassword);
+  EXPECT_EQ(parseErrorOf(withBroker(
+                "  url: amqp://n1/jobs\n  password_file: " + secret.path().string() + "\n")),
+            "inline.yaml:3:18: broker.password_file: needs a user name: broker.user, or the user "
+            "in the URL (amqp://USER@host)");
+}
+
+TEST(BrokerConfigTest, AnUnreadableOrEmptyPasswordFileIsNamedNeverShown) {
+  EXPECT_EQ(parseErrorOf(withBroker("  url: amqp://svc@n1/jobs\n"
+                                    "  password_file: /nonexistent/password\n")),
+            "inline.yaml:3:18: broker.password_file: password file '/nonexistent/password' cannot "
+            "be read: No such file or directory");
+  const TempFile empty("password", "\n");
+  EXPECT_EQ(parseErrorOf(withBroker(
+                "  url: amqp://svc@n1/jobs\n  password_file: " + empty.path().string() + "\n")),
+            "inline.yaml:3:18: broker.password_file: password file '" + empty.path().string() +
+                "' is empty");
+  const TempFile two_lines("password", std::string(kAwkwardPassword) + "\nsecond\n");
+  const std::string error = parseErrorOf(withBroker(
+      "  url: amqp://svc@n1/jobs\n  password_file: " + two_lines.path().string() + "\n"));
+  EXPECT_NE(error.find("holds more than one line"), std::string::npos) << error;
+  EXPECT_EQ(error.find(kAwkwardPassword), std::string::npos) << error;
+}
+
+TEST(BrokerConfigTest, PasswordCredentialReadsTheSystemdCredentialsDirectory) {
+  const TempFile credential("broker-password", kAwkwardPassword);
+  const ScopedEnv directory("CREDENTIALS_DIRECTORY", credential.dir().string());
+  const Config config = parseConfig(withBroker("  url: amqp://svc@n1/jobs\n"
+                                               "  password_credential: broker-password\n"),
+                                    "inline.yaml");
+  EXPECT_EQ(config.broker.addresses.at(0).password, kAwkwardPassword);
+  EXPECT_EQ(config.broker.password_file, credential.path());
+}
+
+TEST(BrokerConfigTest, PasswordCredentialOutsideSystemdSaysWhatIsMissing) {
+  const ScopedEnv directory("CREDENTIALS_DIRECTORY", "");
+  EXPECT_EQ(parseErrorOf(withBroker("  url: amqp://svc@n1/jobs\n"
+                                    "  password_credential: broker-password\n")),
+            "inline.yaml:3:24: broker.password_credential: the credential 'broker-password' needs "
+            "$CREDENTIALS_DIRECTORY, which systemd sets for a unit with "
+            "LoadCredential=broker-password:PATH; it is not set");
+}
+
+TEST(BrokerConfigTest, TlsFilesAreCheckedAndPairedAndNeedAmqps) {
+  const TempFile ca("ca.pem", "not checked here");
+  EXPECT_EQ(parseErrorOf(withBroker(
+                "  url: amqp://n1/jobs\n  tls: {ca_file: " + ca.path().string() + "}\n")),
+            "inline.yaml:3:3: broker.tls: applies to amqps:// URLs only, and broker.url has none: "
+            "use amqps:// (TLS) or drop broker.tls");
+  EXPECT_EQ(
+      parseErrorOf(withBroker("  url: amqps://n1/jobs\n  tls: {ca_file: /nonexistent.pem}\n")),
+      "inline.yaml:3:18: broker.tls.ca_file: cannot read '/nonexistent.pem': No such file or "
+      "directory");
+  EXPECT_EQ(parseErrorOf(withBroker(
+                "  url: amqps://n1/jobs\n  tls: {cert_file: " + ca.path().string() + "}\n")),
+            "inline.yaml:3:20: broker.tls.cert_file: cert_file and key_file go together: give "
+            "both or neither");
+  const Config config =
+      parseConfig(withBroker("  url: amqps://n1/jobs\n  tls: {ca_file: ca.pem, verify: false}\n"),
+                  ca.dir() / "warren.yaml");
+  EXPECT_EQ(config.broker.tls.ca_file, ca.path().string());
+  EXPECT_FALSE(config.broker.tls.verify);
+}
+
+TEST(BrokerConfigTest, ExternalLoginNeedsACertificateAndNoPassword) {
+  const TempFile cert("client.pem", "x");
+  const std::string tls =
+      "  tls: {cert_file: " + cert.path().string() + ", key_file: " + cert.path().string() + "}\n";
+  const Config config = parseConfig(
+      withBroker("  url: amqps://n1/jobs\n  auth_mechanism: external\n" + tls), "inline.yaml");
+  EXPECT_EQ(config.broker.login, LoginMechanism::kExternal);
+  EXPECT_EQ(
+      parseErrorOf(withBroker("  url: amqps://svc:pw@n1/jobs\n  auth_mechanism: external\n" + tls)),
+      "inline.yaml:3:19: broker.auth_mechanism: external logs in with the TLS client "
+      "certificate: give no user or password (in the URL, broker.user or a password file)");
+  EXPECT_EQ(parseErrorOf(withBroker("  url: amqps://n1/jobs\n  auth_mechanism: external\n")),
+            "inline.yaml:3:19: broker.auth_mechanism: external needs a client certificate: "
+            "broker.tls.cert_file");
+}
+
+QueueConfig queueOf(const std::string& entry) {
+  return parseConfig("plugins: {dir: /p}\nqueues:\n  - {name: jobs, handler: h, " + entry + "}\n",
+                     "inline.yaml")
+      .queues.at(0);
+}
+
+std::string queueErrorOf(const std::string& entry) {
+  return parseErrorOf("plugins: {dir: /p}\nqueues:\n  - {name: jobs, handler: h, " + entry + "}\n");
+}
+
+TEST(QueueKindConfigTest, ClassicDeclaresNoArgumentsLikeTheSeed) {
+  const QueueConfig queue = queueOf("type: classic");
+  EXPECT_FALSE(queue.quorum);
+  EXPECT_FALSE(queue.durable);
+  EXPECT_TRUE(queue.arguments.empty());
+}
+
+TEST(QueueKindConfigTest, QuorumWithLimitAndDeadLetterBecomeArguments) {
+  const QueueConfig queue = queueOf(
+      "type: quorum, delivery_limit: 3, dead_letter: {exchange: jobs.dlx, queue: jobs.dead}");
+  EXPECT_TRUE(queue.quorum);
+  EXPECT_TRUE(queue.durable);
+  const std::map<std::string, QueueArgument> expected = {
+      {"x-queue-type", std::string("quorum")},
+      {"x-delivery-limit", std::int64_t{3}},
+      {"x-dead-letter-exchange", std::string("jobs.dlx")},
+      {"x-dead-letter-routing-key", std::string("jobs")}};
+  EXPECT_EQ(queue.arguments, expected);
+  EXPECT_EQ(queue.dead_letter.exchange, "jobs.dlx");
+  EXPECT_EQ(queue.dead_letter.queue, "jobs.dead");
+}
+
+TEST(QueueKindConfigTest, RulesOfQuorumQueuesAreExplained) {
+  EXPECT_EQ(queueErrorOf("delivery_limit: 3"),
+            "inline.yaml:3:46: queues[0].delivery_limit: needs type: quorum (the broker counts "
+            "deliveries on quorum queues only)");
+  EXPECT_EQ(queueErrorOf("type: quorum, durable: false"),
+            "inline.yaml:3:53: queues[0].durable: must be true for a quorum queue (quorum queues "
+            "are always durable)");
+  EXPECT_EQ(queueErrorOf("type: quorum, arguments: {x-queue-type: quorum}"),
+            "inline.yaml:3:36: queues[0].type: sets x-queue-type, which `arguments` sets too: set "
+            "it in one place");
+  EXPECT_EQ(queueErrorOf("type: lazy"),
+            "inline.yaml:3:36: queues[0].type: must be one of classic, quorum; got 'lazy'");
+  EXPECT_EQ(queueErrorOf("dead_letter: {exchange: amq.direct, queue: d}"),
+            "inline.yaml:3:54: queues[0].dead_letter.exchange: names starting with \"amq.\" are "
+            "reserved by the broker");
+  EXPECT_EQ(queueErrorOf("dead_letter: {exchange: x}"),
+            "inline.yaml:3:43: queues[0].dead_letter.queue: required key is missing");
+}
+
+TEST(QueueKindConfigTest, AChangedDeadLetterQueueIsAChangedQueue) {
+  EXPECT_FALSE(queueOf("dead_letter: {exchange: x, queue: a}") ==
+               queueOf("dead_letter: {exchange: x, queue: b}"));
 }
 
 }  // namespace
