@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -71,13 +72,21 @@ class ClusterTest : public ::testing::Test {
   }
 
   // The node (1..3) the client's connection is on (its connection_name).
+  // list_connections lists the whole cluster's, each with its node.
   static int clientNode() {
     for (int node = 1; node <= kNodes; ++node) {
       if (!cluster().running(node)) continue;
-      if (cluster().ctl(node, "list_connections client_properties").find("warren client") !=
-          std::string::npos) {
-        return node;
+      std::istringstream lines(
+          cluster().ctl(node, "list_connections -q --no-table-headers pid client_properties"));
+      for (std::string line; std::getline(lines, line);) {
+        if (line.find("warren client") == std::string::npos) continue;
+        // The pid names its node: <warren5672@localhost.1668.1234.0>
+        const auto at = line.find('@');
+        const auto open = line.find('<');
+        if (at == std::string::npos || open == std::string::npos) return 0;
+        return cluster().nodeIndex(line.substr(open + 1, line.find('.', at) - open - 1));
       }
+      return 0;
     }
     return 0;
   }
