@@ -421,6 +421,15 @@ void AmqpConnection::reject(amqp_channel_t channel, std::uint64_t delivery_tag, 
   checkStatus(amqp_basic_reject(state_, channel, delivery_tag, requeue ? 1 : 0), "basic.reject");
 }
 
+void AmqpConnection::closeChannelNoWait(amqp_channel_t channel) {
+  const Busy busy(*this, send_timeout_);
+  amqp_channel_close_t close{};
+  close.reply_code = AMQP_REPLY_SUCCESS;
+  close.reply_text = amqp_cstring_bytes("replaced");
+  checkStatus(amqp_send_method(state_, channel, AMQP_CHANNEL_CLOSE_METHOD, &close),
+              "sending channel.close");
+}
+
 void AmqpConnection::confirmChannelClose(amqp_channel_t channel) noexcept {
   const Busy busy(*this, send_timeout_);
   amqp_channel_close_ok_t ok{};

@@ -131,6 +131,11 @@ class AmqpConnection {
   bool sendHeartbeat() noexcept;
   void reject(amqp_channel_t channel, std::uint64_t delivery_tag, bool requeue);
 
+  // Sends channel.close without waiting for channel.close-ok, which then
+  // arrives as a frame like any other; meanwhile the broker may still send
+  // frames on the channel.
+  void closeChannelNoWait(amqp_channel_t channel);
+
   // Answers a channel.close / connection.close the broker sent.
   void confirmChannelClose(amqp_channel_t channel) noexcept;
   void confirmConnectionClose() noexcept;

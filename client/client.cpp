@@ -7,6 +7,7 @@
 #include "delivery_assembler.h"
 #include "mailbox.h"
 #include "pending_calls.h"
+#include "publish_channel.h"
 #include "reply_outcome.h"
 #include "secret_file.h"
 #include "wire.h"
@@ -31,8 +32,21 @@ using client_detail::Clock;
 using client_detail::ConnectionWatch;
 using client_detail::Done;
 using client_detail::PendingCall;
+using client_detail::PublishChannel;
 
-constexpr amqp_channel_t kChannel = 1;
+// Replies are consumed on channel 1. Requests are published on a channel of
+// their own, replaced after a refusal (publish_channel.h); with direct
+// reply-to on channel 1, as RabbitMQ requires.
+constexpr amqp_channel_t kReplyChannel = 1;
+constexpr amqp_channel_t kFirstPublishChannel = 2;
+constexpr amqp_channel_t kLastPublishChannel = 9;
+// A publishing channel is replaced at most this often (a full queue refuses
+// requests for as long as it is full).
+constexpr std::chrono::seconds kRenewalInterval{1};
+// A refused request is published again after this, doubling per refusal up
+// to kMaxRepublishDelay, until its call's deadline.
+constexpr std::chrono::milliseconds kFirstRepublishDelay{50};
+constexpr std::chrono::milliseconds kMaxRepublishDelay{1000};
 constexpr std::string_view kDirectReplyTo = wire::kDirectReplyTo;
 constexpr std::string_view kDefaultUrl = wire::kDefaultBrokerUrl;
 // Replies larger than this are dropped unread; their call fails.
@@ -65,6 +79,14 @@ CallOutcome failure(CallStatus status, std::string message) {
   return outcome;
 }
 
+CallOutcome refusedUntilDeadline(const std::string& queue, int refusals) {
+  return failure(CallStatus::kRejected,
+                 "the broker refused the request for queue '" + queue + "' " +
+                     std::to_string(refusals) +
+                     " time(s) until its deadline (basic.nack: the queue is full and rejects new "
+                     "messages, or it has no leader or majority); nothing ran it");
+}
+
 }  // namespace
 
 std::string_view callStatusName(CallStatus status) noexcept {
@@ -81,6 +103,8 @@ std::string_view callStatusName(CallStatus status) noexcept {
       return "connection_lost";
     case CallStatus::kNotConnected:
       return "not_connected";
+    case CallStatus::kRejected:
+      return "rejected";
   }
   return "unknown";
 }
@@ -164,6 +188,8 @@ class Client::Impl {
     std::string content_type;
     Clock::time_point deadline;
     Done done;
+    int refusals = 0;                // times the broker refused it so far
+    Clock::time_point not_before{};  // a refused request: when to publish it again
   };
 
   void connect();
@@ -177,6 +203,19 @@ class Client::Impl {
   void expireHeld(Clock::time_point now);
   void handleFrame(const amqp_frame_t& frame);
   void handleMessage(InboundMessage&& message);
+  // basic.ack / basic.nack: what the broker did with our requests.
+  void handleConfirm(amqp_channel_t channel, const amqp_method_t& method);
+  // A request the broker refused was not queued: it is published again,
+  // after a delay, until its deadline.
+  void republishLater(PendingCall&& call);
+  // Moves the refused requests due again into `batch`; fails those whose
+  // deadline passed.
+  void takeDueRefused(std::vector<Submission>& batch, Clock::time_point now);
+  // Puts the publishing channel in confirm mode (opening it first unless it
+  // is the reply channel).
+  static void openPublishChannel(AmqpConnection& connection, amqp_channel_t channel);
+  // Replaces the publishing channel after a refusal (publish_channel.h).
+  void renewPublishChannel();
   void complete(PendingCall& call, CallOutcome&& outcome);
   // Runs a call's completion callback (user code) on the I/O thread.
   void finish(Done& done, CallOutcome&& outcome) noexcept;
@@ -190,6 +229,9 @@ class Client::Impl {
   DeliveryAssembler assembler_{kMaxReplyBytes};
   std::unique_ptr<AmqpConnection> connection_;  // null while disconnected
   std::string reply_to_;
+  PublishChannel publish_channel_{kFirstPublishChannel, kLastPublishChannel, kRenewalInterval};
+  // Requests the broker refused, waiting to be published again.
+  std::vector<Submission> refused_;
   Clock::time_point last_inbound_;
   // connection.blocked: the broker reads nothing from this connection until
   // it sends connection.unblocked. Requests wait unsent meanwhile, each
@@ -200,7 +242,7 @@ class Client::Impl {
   ConnectionWatch watch_;
 
   std::atomic<std::uint64_t> calls_{0}, ok_{0}, remote_errors_{0}, timeouts_{0}, no_route_{0},
-      connection_failures_{0}, late_replies_{0}, connects_{0};
+      connection_failures_{0}, late_replies_{0}, connects_{0}, rejected_{0}, republished_{0};
   std::thread io_thread_;
 };
 
@@ -237,20 +279,84 @@ void Client::Impl::connect() {
   brokers_.open([&](const BrokerAddress& address) {
     opened = std::make_unique<AmqpConnection>(address, connection);
   });
-  opened->openChannel(kChannel);
+  opened->openChannel(kReplyChannel);
   if (options_.reply_mode == ReplyMode::kDirectReplyTo) {
     // Must be consumed, no-ack, on the publishing channel before the first publish.
-    opened->consume(kChannel, kDirectReplyTo, /*no_ack=*/true);
+    opened->consume(kReplyChannel, kDirectReplyTo, /*no_ack=*/true);
     reply_to_ = kDirectReplyTo;
   } else {
-    reply_to_ = opened->declareExclusiveQueue(kChannel);
-    opened->consume(kChannel, reply_to_, /*no_ack=*/true);
+    reply_to_ = opened->declareExclusiveQueue(kReplyChannel);
+    opened->consume(kReplyChannel, reply_to_, /*no_ack=*/true);
   }
+  const amqp_channel_t publishing =
+      options_.reply_mode == ReplyMode::kDirectReplyTo ? kReplyChannel : kFirstPublishChannel;
+  openPublishChannel(*opened, publishing);
+  publish_channel_.reset(publishing);
   connection_ = std::move(opened);
   watch_.attach(*connection_);
   assembler_.reset();
   last_inbound_ = Clock::now();
   ++connects_;
+}
+
+void Client::Impl::openPublishChannel(AmqpConnection& connection, amqp_channel_t channel) {
+  if (channel != kReplyChannel) connection.openChannel(channel);
+  // Without confirms the broker may drop a request silently: a quorum queue
+  // electing a new leader loses what was published to it meanwhile, a full
+  // queue with overflow reject-publish discards it. With them, it resends
+  // to the new leader and says no when it cannot take a request.
+  connection.confirmSelect(channel);
+}
+
+void Client::Impl::renewPublishChannel() {
+  if (publish_channel_.channel() == kReplyChannel) {
+    // With direct reply-to, replies come only to the publishing channel:
+    // a new one means a new connection.
+    throw AmqpError(AmqpError::Scope::kConnection, 0,
+                    "the broker refused a request; reconnecting for a new channel");
+  }
+  const amqp_channel_t old = publish_channel_.channel();
+  const std::optional<amqp_channel_t> next = publish_channel_.replace(Clock::now());
+  if (!next) {
+    throw AmqpError(AmqpError::Scope::kConnection, 0,
+                    "the broker does not close the channels it refused requests on");
+  }
+  connection_->closeChannelNoWait(old);
+  openPublishChannel(*connection_, *next);
+}
+
+void Client::Impl::republishLater(PendingCall&& call) {
+  const auto now = Clock::now();
+  const int refusals = call.refusals + 1;
+  if (call.deadline <= now) {
+    ++rejected_;
+    complete(call, refusedUntilDeadline(call.queue, refusals));
+    return;
+  }
+  const auto delay =
+      std::min(kFirstRepublishDelay * (1 << std::min(refusals - 1, 10)), kMaxRepublishDelay);
+  refused_.push_back(Submission{std::move(call.queue), std::move(call.body),
+                                std::move(call.content_type), call.deadline, std::move(call.done),
+                                refusals, now + delay});
+}
+
+void Client::Impl::takeDueRefused(std::vector<Submission>& batch, Clock::time_point now) {
+  if (refused_.empty()) return;
+  std::vector<Submission> waiting;
+  std::vector<Submission> due;
+  for (Submission& submission : refused_) {
+    (submission.not_before <= now || submission.deadline <= now ? due : waiting)
+        .push_back(std::move(submission));
+  }
+  refused_.swap(waiting);
+  for (Submission& submission : due) {
+    if (submission.deadline <= now) {
+      ++rejected_;
+      finish(submission.done, refusedUntilDeadline(submission.queue, submission.refusals));
+      continue;
+    }
+    batch.push_back(std::move(submission));
+  }
 }
 
 void Client::Impl::submit(std::string_view queue, std::string_view body, const CallOptions& options,
@@ -275,6 +381,8 @@ ClientStats Client::Impl::stats() const {
   stats.connection_failures = connection_failures_;
   stats.late_replies = late_replies_;
   stats.connects = connects_;
+  stats.rejected = rejected_;
+  stats.republished = republished_;
   stats.stalled_sends_cut = watch_.cuts();
   stats.callback_heartbeats = watch_.heartbeatsSent();
   return stats;
@@ -292,6 +400,8 @@ void Client::Impl::run() {
     }
   }
   dropConnection(CallStatus::kConnectionLost, "the client was closed");
+  failUnsent(refused_, CallStatus::kConnectionLost,
+             "the client was closed (the broker had refused the request)");
   // Calls submitted while closing, also by the callbacks of those failed
   // here, get the same answer.
   for (submissions_.drainInto(batch); !batch.empty(); submissions_.drainInto(batch)) {
@@ -310,7 +420,8 @@ void Client::Impl::failUnsent(std::vector<Submission>& submissions, CallStatus s
 }
 
 void Client::Impl::serveTurn(std::vector<Submission>& batch) {
-  submissions_.drainInto(batch);
+  submissions_.drainInto(batch);  // clears the batch first
+  takeDueRefused(batch, Clock::now());
   if (!batch.empty() && !connection_) {
     try {
       connect();
@@ -360,6 +471,10 @@ void Client::Impl::serveTurn(std::vector<Submission>& batch) {
   for (const Submission& held : held_) {
     if (!next || held.deadline < *next) next = held.deadline;
   }
+  for (const Submission& refused : refused_) {
+    const auto due = std::min(refused.not_before, refused.deadline);
+    if (!next || due < *next) next = due;
+  }
   if (next) {
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(*next - now);
     timeout = std::clamp(left, std::chrono::milliseconds(0), timeout);
@@ -395,6 +510,14 @@ void Client::Impl::send(std::vector<Submission>& batch) {
     for (Submission& submission : batch) held_.push_back(std::move(submission));
     batch.swap(held_);
     held_.clear();
+  }
+  if (!batch.empty() && publish_channel_.renewalDue(Clock::now())) {
+    try {
+      renewPublishChannel();
+    } catch (...) {
+      failUnsent(batch, CallStatus::kConnectionLost, "connection lost before the request was sent");
+      throw;
+    }
   }
   for (std::size_t i = 0; i < batch.size(); ++i) {
     try {
@@ -440,8 +563,16 @@ void Client::Impl::publish(Submission& submission) {
   // The broker drops the request once nobody waits for it any more.
   const auto remaining = std::chrono::ceil<std::chrono::milliseconds>(submission.deadline - now);
   const std::string expiration = std::to_string(remaining.count());
-  const std::string correlation_id =
-      pending_.add(submission.deadline, submission.queue, std::move(submission.done));
+  if (submission.refusals > 0) ++republished_;
+  PendingCall call;
+  call.deadline = submission.deadline;
+  call.queue = std::move(submission.queue);
+  call.done = std::move(submission.done);
+  call.publish_tag = publish_channel_.nextTag();
+  call.body = std::move(submission.body);  // kept until the broker confirms it
+  call.content_type = std::move(submission.content_type);
+  call.refusals = submission.refusals;
+  const auto [correlation_id, registered] = pending_.add(std::move(call));
 
   amqp_basic_properties_t properties{};
   properties._flags = AMQP_BASIC_CORRELATION_ID_FLAG | AMQP_BASIC_REPLY_TO_FLAG |
@@ -450,15 +581,15 @@ void Client::Impl::publish(Submission& submission) {
   properties.reply_to = bytesOf(reply_to_);
   properties.expiration = bytesOf(expiration);
   properties.delivery_mode = 1;
-  if (!submission.content_type.empty()) {
+  if (!registered.content_type.empty()) {
     properties._flags |= AMQP_BASIC_CONTENT_TYPE_FLAG;
-    properties.content_type = bytesOf(submission.content_type);
+    properties.content_type = bytesOf(registered.content_type);
   }
   // mandatory: a request to a queue that does not exist comes back at once
   // as basic.return instead of vanishing until the timeout. A send the
   // broker does not take is cut at the call's deadline.
-  const ConnectionWatch::Send watched(watch_, submission.deadline);
-  connection_->publish(kChannel, submission.queue, &properties, submission.body,
+  const ConnectionWatch::Send watched(watch_, registered.deadline);
+  connection_->publish(publish_channel_.channel(), registered.queue, &properties, registered.body,
                        /*mandatory=*/true);
 }
 
@@ -470,6 +601,21 @@ void Client::Impl::handleFrame(const amqp_frame_t& frame) {
   if (assembler_.beginIfContentMethod(frame)) return;
   if (frame.frame_type != AMQP_FRAME_METHOD) return;
   const amqp_method_t& method = frame.payload.method;
+  if (method.id == AMQP_BASIC_ACK_METHOD || method.id == AMQP_BASIC_NACK_METHOD) {
+    handleConfirm(frame.channel, method);
+    return;
+  }
+  if (frame.channel != 0 && frame.channel != kReplyChannel &&
+      frame.channel != publish_channel_.channel()) {
+    // A replaced publishing channel is closed: its unconfirmed calls wait
+    // for their replies without a confirm.
+    if (method.id == AMQP_CHANNEL_CLOSE_OK_METHOD || method.id == AMQP_CHANNEL_CLOSE_METHOD) {
+      if (const auto tags = publish_channel_.closed(frame.channel)) {
+        pending_.forgetConfirms(tags->first, tags->last);
+      }
+    }
+    return;
+  }
   switch (method.id) {
     case AMQP_CHANNEL_CLOSE_METHOD: {
       const std::string detail = describeBrokerClose(method);
@@ -493,6 +639,7 @@ void Client::Impl::handleFrame(const amqp_frame_t& frame) {
     case AMQP_CONNECTION_UNBLOCKED_METHOD:
       blocked_reason_.reset();
       return;
+
     default:
       return;
   }
@@ -526,6 +673,23 @@ void Client::Impl::handleMessage(InboundMessage&& message) {
   complete(*call, std::move(outcome));
 }
 
+void Client::Impl::handleConfirm(amqp_channel_t channel, const amqp_method_t& method) {
+  if (method.id == AMQP_BASIC_ACK_METHOD) {
+    const auto* ack = static_cast<const amqp_basic_ack_t*>(method.decoded);
+    if (const auto tags = publish_channel_.confirmed(channel, ack->delivery_tag, ack->multiple)) {
+      pending_.confirm(tags->first, tags->last);
+    }
+    return;
+  }
+  const auto* nack = static_cast<const amqp_basic_nack_t*>(method.decoded);
+  const auto tags = publish_channel_.confirmed(channel, nack->delivery_tag, nack->multiple);
+  if (!tags) return;
+  publish_channel_.refused(channel);
+  for (PendingCall& call : pending_.refuse(tags->first, tags->last)) {
+    republishLater(std::move(call));
+  }
+}
+
 void Client::Impl::complete(PendingCall& call, CallOutcome&& outcome) {
   finish(call.done, std::move(outcome));
 }
@@ -544,8 +708,11 @@ void Client::Impl::finish(Done& done, CallOutcome&& outcome) noexcept {
 void Client::Impl::expireCalls(Clock::time_point now) {
   for (PendingCall& call : pending_.expire(now)) {
     ++timeouts_;
-    complete(call,
-             failure(CallStatus::kTimeout, "no reply from queue '" + call.queue + "' in time"));
+    complete(call, failure(CallStatus::kTimeout,
+                           "no reply from queue '" + call.queue + "' in time" +
+                               (call.confirmed ? ""
+                                               : " (the broker had not confirmed taking the "
+                                                 "request: is the queue available?)")));
   }
 }
 
@@ -567,7 +734,13 @@ void Client::Impl::dropConnection(CallStatus status, const std::string& why) {
   failUnsent(held_, status, why + " (before the request was sent)");
   for (PendingCall& call : pending_.takeAll()) {
     ++connection_failures_;
-    complete(call, failure(status, why));
+    // A confirmed request is queued and may still run, its reply going to
+    // a reply queue that is gone; an unconfirmed one may not be queued.
+    complete(call, failure(status,
+                           why + (call.confirmed ? " (the broker had taken the request: it may "
+                                                   "still run)"
+                                                 : " (before the broker confirmed the request: it "
+                                                   "may not have been queued)")));
   }
 }
 

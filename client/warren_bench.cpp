@@ -237,6 +237,7 @@ void Driver::onOutcome(std::uint32_t index, warren::CallOutcome&& outcome) {
       [[fallthrough]];
     case warren::CallStatus::kNoRoute:
     case warren::CallStatus::kConnectionLost:
+    case warren::CallStatus::kRejected:
       ++counts_.errors;
       answered = false;
       break;

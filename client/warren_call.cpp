@@ -40,6 +40,7 @@ constexpr int kExitUsage = 2;
 constexpr int kExitTimeout = 3;
 constexpr int kExitConnection = 4;
 constexpr int kExitNoRoute = 5;
+constexpr int kExitRejected = 6;
 
 constexpr double kMaxTimeoutSeconds = 1e6;
 constexpr int kMaxParallel = 10000;
@@ -58,7 +59,8 @@ constexpr const char* kFooter =
     "  2  usage error\n"
     "  3  at least one call timed out\n"
     "  4  cannot connect to the broker, or the connection was lost\n"
-    "  5  no such queue (the broker returned the request)";
+    "  5  no such queue (the broker returned the request)\n"
+    "  6  the broker refused the request (a full queue, or one without a majority)";
 
 // --timeout: a finite number of seconds, > 0 and at most kMaxTimeoutSeconds.
 std::string checkTimeout(const std::string& value) {
@@ -84,6 +86,8 @@ int exitCodeOf(warren::CallStatus status) {
       return kExitConnection;
     case warren::CallStatus::kNoRoute:
       return kExitNoRoute;
+    case warren::CallStatus::kRejected:
+      return kExitRejected;
   }
   return kExitConnection;
 }
@@ -102,6 +106,8 @@ std::string describeStatus(const warren::CallOutcome& outcome) {
       return "connection lost";
     case warren::CallStatus::kNotConnected:
       return "not connected";
+    case warren::CallStatus::kRejected:
+      return "refused by the broker";
   }
   return std::string(warren::callStatusName(outcome.status));
 }

@@ -88,6 +88,11 @@ enum class CallStatus {
   kNoRoute,         // no queue of that name: the broker returned the request
   kConnectionLost,  // the connection failed before the reply arrived
   kNotConnected,    // the client could not connect to the broker
+  // The broker refused to take the request (basic.nack) each time it was
+  // published, until the call's deadline: the queue is full and rejects new
+  // messages (x-overflow reject-publish), or a quorum queue has no leader
+  // or majority. Nothing ran it.
+  kRejected,
 };
 
 std::string_view callStatusName(CallStatus status) noexcept;
@@ -130,6 +135,11 @@ struct ClientStats {
   // Heartbeats sent for the connection while a callback held the I/O thread
   // (nonzero: some callback ran longer than half a heartbeat interval).
   std::uint64_t callback_heartbeats = 0;
+  // Calls whose request the broker refused until their deadline (kRejected).
+  std::uint64_t rejected = 0;
+  // Requests published again after the broker refused them (not queued, so
+  // never run twice).
+  std::uint64_t republished = 0;
 };
 
 class Client {

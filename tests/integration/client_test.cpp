@@ -1,6 +1,7 @@
 // libwarren-client against warrend and a real RabbitMQ started for this
 // executable.
 #include "daemon_harness.h"
+#include "eventually.h"
 #include "fifo_gate.h"
 #include "private_broker.h"
 #include "rpc_client.h"
@@ -114,6 +115,40 @@ TEST(Client, FailsAtOnceForAQueueThatDoesNotExist) {
   }
   // Long before the 20 s timeout: the broker returned the request.
   EXPECT_LT(Clock::now() - started, 10s);
+}
+
+TEST(Client, PublishesARefusedRequestAgainUntilTheBrokerTakesItOrItsDeadline) {
+  // A full queue that rejects new messages: the broker nacks requests.
+  // Without publisher confirms they vanished until their timeout.
+  TestClient admin(broker().port());
+  admin.declareQueue("client_full", {{"x-max-length", std::int64_t{1}},
+                                     {"x-overflow", std::string("reject-publish")}});
+  Client client(optionsFor());
+  std::future<Reply> queued = client.callAsync("client_full", "1,2", within(20s));
+  try {
+    client.call("client_full", "3,4", within(1500ms));
+    FAIL() << "no error";
+  } catch (const CallError& e) {
+    EXPECT_EQ(e.status(), CallStatus::kRejected) << e.what();
+    EXPECT_NE(std::string(e.what()).find("the broker refused the request for queue 'client_full'"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(client.stats().rejected, 1u);
+  EXPECT_GE(client.stats().republished, 1u);
+
+  // Refused again and again while the queue is full; taken once a consumer
+  // makes room, and answered.
+  std::future<Reply> later = client.callAsync("client_full", "5,6", within(20s));
+  ASSERT_TRUE(eventually([&] { return client.stats().republished >= 3; }, 10s));
+  RunningDaemon daemon(daemonYaml(broker().port(),
+                                  "  - name: client_full\n    handler: sum\n    consumers: 1\n"
+                                  "    arguments:\n      x-max-length: 1\n"
+                                  "      x-overflow: reject-publish\n"));
+  EXPECT_EQ(queued.get().body, "3");
+  EXPECT_EQ(later.get().body, "11");
+  EXPECT_EQ(client.stats().rejected, 1u);
+  admin.deleteQueue("client_full");
 }
 
 TEST(Client, TimesOutACallNobodyAnswersAndTheBrokerDropsTheRequest) {

@@ -262,7 +262,7 @@ TEST(Daemon, ResumesConsumingWhenItsQueueIsDeletedAndDeclaredAgain) {
 
 TEST(Daemon, ReportsAQueueDeclaredWithOtherArgumentsWhileOtherQueuesServe) {
   TestClient client(broker().port());
-  client.declareQueue("conflicting", {{"x-max-length", 10}});
+  client.declareQueue("conflicting", {{"x-max-length", std::int64_t{10}}});
   RunningDaemon daemon(
       daemonYaml(broker().port(), "  - name: conflicting\n    handler: sum\n    consumers: 2\n" +
                                       sumQueue("sum_beside_conflict", 2)),

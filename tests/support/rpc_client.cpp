@@ -25,17 +25,17 @@ TestClient::TestClient(int port) : state_(amqp_new_connection()) {
     amqp_destroy_connection(state_);
     throw std::runtime_error("test client: cannot connect to port " + std::to_string(port));
   }
-  amqp_rpc_reply_t login = amqp_login(state_, "/", 0, 131072, /*heartbeat=*/0,
-                                      AMQP_SASL_METHOD_PLAIN, "guest", "guest");
+  amqp_rpc_reply_t login =
+      amqp_login(state_, "/", 0, 131072, /*heartbeat=*/0, AMQP_SASL_METHOD_PLAIN, "guest", "guest");
   if (login.reply_type != AMQP_RESPONSE_NORMAL) {
     amqp_destroy_connection(state_);
     throw std::runtime_error("test client: login failed");
   }
   amqp_channel_open(state_, kChannel);
   check("channel.open");
-  amqp_queue_declare_ok_t* ok = amqp_queue_declare(state_, kChannel, amqp_empty_bytes, 0, 0,
-                                                   /*exclusive=*/1, /*auto_delete=*/1,
-                                                   amqp_empty_table);
+  amqp_queue_declare_ok_t* ok =
+      amqp_queue_declare(state_, kChannel, amqp_empty_bytes, 0, 0,
+                         /*exclusive=*/1, /*auto_delete=*/1, amqp_empty_table);
   check("declare reply queue");
   reply_queue_ = textOf(ok->queue);
   amqp_basic_consume(state_, kChannel, ok->queue, amqp_empty_bytes, 0, /*no_ack=*/1, 1,
@@ -84,12 +84,14 @@ std::optional<TestReply> TestClient::receive(std::chrono::milliseconds timeout) 
     if (result.reply_type == AMQP_RESPONSE_NORMAL) {
       TestReply reply;
       const amqp_basic_properties_t& p = envelope.message.properties;
-      if (p._flags & AMQP_BASIC_CORRELATION_ID_FLAG) reply.correlation_id = textOf(p.correlation_id);
+      if (p._flags & AMQP_BASIC_CORRELATION_ID_FLAG)
+        reply.correlation_id = textOf(p.correlation_id);
       if (p._flags & AMQP_BASIC_CONTENT_TYPE_FLAG) reply.content_type = textOf(p.content_type);
       if (p._flags & AMQP_BASIC_HEADERS_FLAG) {
         for (int i = 0; i < p.headers.num_entries; ++i) {
           const amqp_table_entry_t& entry = p.headers.entries[i];
-          if (entry.value.kind == AMQP_FIELD_KIND_UTF8 || entry.value.kind == AMQP_FIELD_KIND_BYTES) {
+          if (entry.value.kind == AMQP_FIELD_KIND_UTF8 ||
+              entry.value.kind == AMQP_FIELD_KIND_BYTES) {
             reply.headers[textOf(entry.key)] = textOf(entry.value.value.bytes);
           }
         }
@@ -133,17 +135,24 @@ TestReply TestClient::call(const std::string& queue, const std::string& body,
 }
 
 void TestClient::declareQueue(const std::string& name,
-                              const std::map<std::string, std::int64_t>& arguments) {
+                              const std::map<std::string, QueueArgument>& arguments, bool durable) {
   std::vector<amqp_table_entry_t> entries;
   for (const auto& [key, value] : arguments) {
     amqp_table_entry_t entry{};
     entry.key = bytesOf(key);
-    entry.value.kind = AMQP_FIELD_KIND_I64;
-    entry.value.value.i64 = value;
+    if (const auto* number = std::get_if<std::int64_t>(&value)) {
+      entry.value.kind = AMQP_FIELD_KIND_I64;
+      entry.value.value.i64 = *number;
+    } else if (const auto* text = std::get_if<std::string>(&value)) {
+      entry.value.kind = AMQP_FIELD_KIND_UTF8;
+      entry.value.value.bytes = bytesOf(*text);
+    } else {
+      throw std::invalid_argument("test client: only integer and string queue arguments");
+    }
     entries.push_back(entry);
   }
   amqp_table_t table{static_cast<int>(entries.size()), entries.data()};
-  amqp_queue_declare(state_, kChannel, bytesOf(name), 0, 0, 0, 0, table);
+  amqp_queue_declare(state_, kChannel, bytesOf(name), 0, durable ? 1 : 0, 0, 0, table);
   check("queue.declare");
 }
 

@@ -11,6 +11,8 @@
 
 #include <amqp.h>
 
+#include "queue_argument.h"
+
 namespace warren::test {
 
 struct TestReply {
@@ -41,7 +43,9 @@ class TestClient {
   TestReply call(const std::string& queue, const std::string& body,
                  std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
-  void declareQueue(const std::string& name, const std::map<std::string, std::int64_t>& arguments = {});
+  void declareQueue(const std::string& name,
+                    const std::map<std::string, QueueArgument>& arguments = {},
+                    bool durable = false);
   void deleteQueue(const std::string& name);
 
  private:
