@@ -639,7 +639,6 @@ void Client::Impl::handleFrame(const amqp_frame_t& frame) {
     case AMQP_CONNECTION_UNBLOCKED_METHOD:
       blocked_reason_.reset();
       return;
-
     default:
       return;
   }

@@ -11,10 +11,15 @@ void PublishChannel::reset(amqp_channel_t channel) {
   refused_ = false;
 }
 
+std::vector<PublishChannel::Channel>::const_iterator PublishChannel::closing(
+    amqp_channel_t channel) const noexcept {
+  return std::find_if(closing_.begin(), closing_.end(),
+                      [channel](const Channel& c) { return c.channel == channel; });
+}
+
 const PublishChannel::Channel* PublishChannel::find(amqp_channel_t channel) const noexcept {
   if (channel == current_.channel) return &current_;
-  const auto it = std::find_if(closing_.begin(), closing_.end(),
-                               [channel](const Channel& c) { return c.channel == channel; });
+  const auto it = closing(channel);
   return it == closing_.end() ? nullptr : &*it;
 }
 
@@ -28,8 +33,7 @@ std::optional<PublishChannel::Tags> PublishChannel::confirmed(amqp_channel_t cha
 }
 
 std::optional<PublishChannel::Tags> PublishChannel::closed(amqp_channel_t channel) {
-  const auto it = std::find_if(closing_.begin(), closing_.end(),
-                               [channel](const Channel& c) { return c.channel == channel; });
+  const auto it = closing(channel);
   if (it == closing_.end()) return std::nullopt;
   const Tags tags{it->base + 1, it->base + it->count};
   closing_.erase(it);

@@ -66,6 +66,7 @@ class PublishChannel {
     std::uint64_t count = 0;  // publishes so far
   };
   const Channel* find(amqp_channel_t channel) const noexcept;
+  std::vector<Channel>::const_iterator closing(amqp_channel_t channel) const noexcept;
 
   amqp_channel_t first_;
   amqp_channel_t last_;
