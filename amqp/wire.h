@@ -10,6 +10,10 @@ namespace warren::wire {
 inline constexpr std::string_view kErrorCodeHeader = "x-warren-error-code";
 inline constexpr std::string_view kErrorMessageHeader = "x-warren-error-message";
 
+// Header of a request: when its caller stops waiting, an integer of
+// milliseconds since the Unix epoch (UTC).
+inline constexpr std::string_view kDeadlineHeader = "x-warren-deadline";
+
 // RabbitMQ's direct reply-to pseudo queue; a caller consumes this name, and
 // the broker hands out "<kDirectReplyTo>.<PID>.<KEY>" as the reply_to.
 inline constexpr std::string_view kDirectReplyTo = "amq.rabbitmq.reply-to";

@@ -563,6 +563,16 @@ void Client::Impl::publish(Submission& submission) {
   // The broker drops the request once nobody waits for it any more.
   const auto remaining = std::chrono::ceil<std::chrono::milliseconds>(submission.deadline - now);
   const std::string expiration = std::to_string(remaining.count());
+  // And warrend answers it deadline_exceeded, unhandled, when it arrives
+  // later than that (docs/protocol.md#deadlines): the broker drops expired
+  // requests only at the head of a classic queue.
+  amqp_table_entry_t deadline_header{};
+  deadline_header.key = bytesOf(wire::kDeadlineHeader);
+  deadline_header.value.kind = AMQP_FIELD_KIND_I64;
+  deadline_header.value.value.i64 =
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          (std::chrono::system_clock::now() + remaining).time_since_epoch())
+          .count();
   if (submission.refusals > 0) ++republished_;
   PendingCall call;
   call.deadline = submission.deadline;
@@ -576,11 +586,13 @@ void Client::Impl::publish(Submission& submission) {
 
   amqp_basic_properties_t properties{};
   properties._flags = AMQP_BASIC_CORRELATION_ID_FLAG | AMQP_BASIC_REPLY_TO_FLAG |
-                      AMQP_BASIC_EXPIRATION_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+                      AMQP_BASIC_EXPIRATION_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
+                      AMQP_BASIC_HEADERS_FLAG;
   properties.correlation_id = bytesOf(correlation_id);
   properties.reply_to = bytesOf(reply_to_);
   properties.expiration = bytesOf(expiration);
   properties.delivery_mode = 1;
+  properties.headers = amqp_table_t{1, &deadline_header};
   if (!registered.content_type.empty()) {
     properties._flags |= AMQP_BASIC_CONTENT_TYPE_FLAG;
     properties.content_type = bytesOf(registered.content_type);

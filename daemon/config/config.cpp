@@ -847,6 +847,7 @@ class Parser {
     read(fields, section, "prefetch", config.prefetch);
     read(fields, section, "max_body_bytes", config.max_body_bytes);
     read(fields, section, "max_reply_bytes", config.max_reply_bytes);
+    read(fields, section, "handler_timeout", config.handler_timeout);
     read(fields, section, "durable", config.durable);
     read(fields, section, "auto_delete", config.auto_delete);
     if (const Field* arguments = find(fields, "arguments")) {
@@ -1011,9 +1012,9 @@ bool operator==(const QueueConfig& a, const QueueConfig& b) {
   return a.name == b.name && a.handler == b.handler && a.plugin_path == b.plugin_path &&
          a.consumers == b.consumers && a.prefetch == b.prefetch &&
          a.max_body_bytes == b.max_body_bytes && a.max_reply_bytes == b.max_reply_bytes &&
-         a.durable == b.durable && a.auto_delete == b.auto_delete && a.quorum == b.quorum &&
-         a.dead_letter == b.dead_letter && a.arguments == b.arguments &&
-         same_options(a.options, b.options);
+         a.handler_timeout == b.handler_timeout && a.durable == b.durable &&
+         a.auto_delete == b.auto_delete && a.quorum == b.quorum && a.dead_letter == b.dead_letter &&
+         a.arguments == b.arguments && same_options(a.options, b.options);
 }
 
 std::string ListenAddress::toString() const {

@@ -91,6 +91,9 @@ struct QueueConfig {
   std::size_t max_body_bytes = 1024 * 1024;
   // Largest reply body published; a larger one becomes an `internal` error.
   std::size_t max_reply_bytes = 16 * 1024 * 1024;
+  // The deadline of a request that carries none (x-warren-deadline): its
+  // arrival plus this.
+  std::chrono::milliseconds handler_timeout{std::chrono::seconds(60)};
   bool durable = false;
   bool auto_delete = false;
   bool quorum = false;  // type: quorum

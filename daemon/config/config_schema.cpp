@@ -154,7 +154,7 @@ constexpr std::array<KeySpec, 1> kShutdownKeys = {{
      "On shutdown, how long in-flight requests may take to finish."},
 }};
 
-constexpr std::array<KeySpec, 13> kQueueKeys = {{
+constexpr std::array<KeySpec, 14> kQueueKeys = {{
     {"name", KeyType::kString, true, nullptr, 1, 255,
      "Queue name: not starting with `amq.` (reserved by the broker), unique among the queues of "
      "the file."},
@@ -173,6 +173,11 @@ constexpr std::array<KeySpec, 13> kQueueKeys = {{
      [] { return std::to_string(QueueConfig{}.max_reply_bytes); }, 1, kMaxMessageBytes,
      "Largest reply body a handler may return, in bytes. A larger reply is not sent; the caller "
      "gets an `internal` error reply instead."},
+    {"handler_timeout", KeyType::kDuration, false,
+     [] { return formatDuration(QueueConfig{}.handler_timeout); }, 1, ms(hours(24)),
+     "The deadline of a request that carries none (no `x-warren-deadline` header): its arrival "
+     "plus this. The handler sees it (`deadline_ms`); a reply ready after it is replaced by a "
+     "`deadline_exceeded` error reply, and the handler is logged as late."},
     {"durable", KeyType::kBool, false, [] { return boolText(QueueConfig{}.durable); }, 0, 0,
      "Declare the queue durable. The default matches the seed's server (pika defaults: "
      "non-durable, no arguments)."},

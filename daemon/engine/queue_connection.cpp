@@ -3,6 +3,7 @@
 #include "log_escape.h"
 #include "reply_properties.h"
 #include "request_policy.h"
+#include "wire.h"
 
 #include <poll.h>
 
@@ -23,6 +24,12 @@ constexpr std::chrono::seconds kCutGrace{5};
 constexpr std::chrono::milliseconds kKeeperIdle{1000};
 // A reply buffer larger than this is released after its request.
 constexpr std::size_t kKeptReplyCapacity = 64 * 1024;
+// At most one log line per interval for requests answered deadline_exceeded.
+constexpr std::chrono::seconds kDeadlineLogInterval{10};
+
+std::int64_t epochMs(std::chrono::system_clock::time_point time) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count();
+}
 
 std::chrono::milliseconds pollInterval(std::chrono::seconds heartbeat) {
   if (heartbeat.count() == 0) return std::chrono::milliseconds(1000);
@@ -69,7 +76,8 @@ QueueConnection::QueueConnection(std::shared_ptr<QueueRuntime> runtime)
       backoff_(rt_.broker.reconnect.initial_delay, rt_.broker.reconnect.max_delay),
       options_(rt_.broker.connection),
       brokers_(rt_.broker.addresses, rt_.broker.first_address),
-      assembler_(rt_.queue.max_body_bytes) {
+      assembler_(rt_.queue.max_body_bytes),
+      deadline_log_(kDeadlineLogInterval) {
   for (int i = 0; i < rt_.queue.consumers; ++i) {
     auto channel = std::make_unique<ConsumerChannel>();
     channel->index = i;
@@ -634,6 +642,56 @@ std::optional<QueueConnection::Served> QueueConnection::runWaiting(ConsumerChann
   return std::nullopt;
 }
 
+HandlerError QueueConnection::refusalFor(Decision decision, const ConsumerChannel& channel,
+                                         std::int64_t now_ms) {
+  const InboundMessage& request = channel.request;
+  switch (decision) {
+    case Decision::kReplyBadDeadline: {
+      const std::string* text = findHeader(request.headers, wire::kDeadlineHeader);
+      const std::string value = text != nullptr ? *text : std::string();
+      rt_.logger->warn("request (correlation_id '{}') with a malformed {} header '{}': error reply",
+                       escapeForLog(request.correlation_id), wire::kDeadlineHeader,
+                       escapeForLog(value));
+      return HandlerError{WARREN_ERROR_INVALID_ARGUMENT,
+                          std::string(wire::kDeadlineHeader) +
+                              " must be an integer of milliseconds since the Unix epoch, got '" +
+                              value + "'"};
+    }
+    case Decision::kReplyDeadlineExceeded: {
+      const std::int64_t late_ms = now_ms - channel.deadline_ms;
+      rt_.metrics->deadlineExceededQueued();
+      if (const auto held_back = deadline_log_.admit(Clock::now())) {
+        rt_.logger->warn(
+            "request (correlation_id '{}') delivered {} ms after its deadline: deadline_exceeded "
+            "reply, handler not run ({} more answered so since the last such line)",
+            escapeForLog(request.correlation_id), late_ms, *held_back);
+      }
+      return HandlerError{WARREN_ERROR_DEADLINE_EXCEEDED,
+                          "the deadline passed " + std::to_string(late_ms) +
+                              " ms before the request was delivered; not handled"};
+    }
+    default:  // kReplyTooLarge
+      rt_.logger->warn("request of {} bytes exceeds max_body_bytes ({}): error reply",
+                       request.body_size, rt_.queue.max_body_bytes);
+      return HandlerError{WARREN_ERROR_TOO_LARGE,
+                          "request body of " + std::to_string(request.body_size) +
+                              " bytes exceeds the limit of " +
+                              std::to_string(rt_.queue.max_body_bytes) + " bytes"};
+  }
+}
+
+void QueueConnection::refuse(ConsumerChannel& channel, HandlerError error) {
+  HandlerReply refusal;
+  refusal.error = std::move(error);
+  try {
+    publishReply(channel, refusal);
+  } catch (...) {
+    endRequest(channel);
+    throw;
+  }
+  endRequest(channel);
+}
+
 std::optional<QueueConnection::Served> QueueConnection::handleMessage(ConsumerChannel& channel,
                                                                       InboundMessage message) {
   QueueMetrics& metrics = *rt_.metrics;
@@ -654,28 +712,24 @@ std::optional<QueueConnection::Served> QueueConnection::handleMessage(ConsumerCh
         rt_.replies.check(replyIdentity(message.reply_to, message.correlation_id));
   }
   facts.dead_letter = rt_.dead_letter;
+  const std::int64_t now_ms = epochMs(std::chrono::system_clock::now());
+  const DeadlineHeader deadline = findDeadline(message.headers);
+  facts.deadline_malformed = deadline.malformed;
+  facts.deadline_passed = deadline.present && !deadline.malformed && deadline.at_ms < now_ms;
 
   const Decision decision = decide(facts);
-  if (decision == Decision::kRunHandler || decision == Decision::kReplyTooLarge) {
+  const bool replies = decision == Decision::kRunHandler || decision == Decision::kReplyTooLarge ||
+                       decision == Decision::kReplyBadDeadline ||
+                       decision == Decision::kReplyDeadlineExceeded;
+  if (replies) {
     // Not stopping, so the channel is free (handleDelivery()).
     channel.request = std::move(message);
+    channel.deadline_from_header = deadline.present && !deadline.malformed;
+    channel.deadline_ms =
+        channel.deadline_from_header ? deadline.at_ms : now_ms + rt_.queue.handler_timeout.count();
     beginRequest(channel);
     if (decision == Decision::kRunHandler) return answer(channel);
-    const InboundMessage& request = channel.request;
-    rt_.logger->warn("request of {} bytes exceeds max_body_bytes ({}): error reply",
-                     request.body_size, rt_.queue.max_body_bytes);
-    HandlerReply refusal;
-    refusal.error = HandlerError{WARREN_ERROR_TOO_LARGE,
-                                 "request body of " + std::to_string(request.body_size) +
-                                     " bytes exceeds the limit of " +
-                                     std::to_string(rt_.queue.max_body_bytes) + " bytes"};
-    try {
-      publishReply(channel, refusal);
-    } catch (...) {
-      endRequest(channel);
-      throw;
-    }
-    endRequest(channel);
+    refuse(channel, refusalFor(decision, channel, now_ms));
     return std::nullopt;
   }
 
@@ -713,8 +767,10 @@ std::optional<QueueConnection::Served> QueueConnection::handleMessage(ConsumerCh
           dead_letter ? "dead-lettered" : "acked");
       break;
     }
-    case Decision::kReplyTooLarge:
     case Decision::kRunHandler:
+    case Decision::kReplyTooLarge:
+    case Decision::kReplyBadDeadline:
+    case Decision::kReplyDeadlineExceeded:
       break;  // above
   }
   return std::nullopt;
@@ -732,6 +788,9 @@ warren_request QueueConnection::prepareRequest(ConsumerChannel& channel) {
   request.headers = channel.headers.empty() ? nullptr : channel.headers.data();
   request.header_count = channel.headers.size();
   request.redelivered = message.redelivered ? 1 : 0;
+  request.correlation_id = {message.correlation_id.data(), message.correlation_id.size()};
+  request.deadline_ms = channel.deadline_ms;
+  request.delivery_count = deliveryCount(message.headers, message.redelivered);
   return request;
 }
 
@@ -740,6 +799,31 @@ void QueueConnection::runHandler(const warren_request& request, ConsumerChannel&
   rt_.handler->handle(request, channel.reply);
   const auto took = Clock::now() - started;
   rt_.metrics->observeHandler(took);
+  const std::int64_t late_ms = epochMs(std::chrono::system_clock::now()) - channel.deadline_ms;
+  if (late_ms > 0) {
+    // Nobody waits for the reply any more (or, without a header, the
+    // handler overran handler_timeout): the same answer as a request that
+    // arrived late, so that a caller sees one outcome for one cause.
+    rt_.metrics->deadlineExceededHandling();
+    const auto took_ms = std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
+    if (const auto held_back = deadline_log_.admit(Clock::now())) {
+      rt_.logger->warn(
+          "handler returned {} ms after the deadline of request (correlation_id '{}'; it ran {} "
+          "ms{}): deadline_exceeded reply instead of its own ({} more answered so since the last "
+          "such line)",
+          late_ms, escapeForLog(channel.request.correlation_id), took_ms,
+          channel.deadline_from_header ? "" : ", past handler_timeout", *held_back);
+    }
+    channel.reply.body.clear();
+    channel.reply.content_type.clear();
+    channel.reply.error =
+        HandlerError{WARREN_ERROR_DEADLINE_EXCEEDED,
+                     "the handler returned " + std::to_string(late_ms) + " ms after the deadline" +
+                         (channel.deadline_from_header
+                              ? std::string()
+                              : " (handler_timeout " +
+                                    std::to_string(rt_.queue.handler_timeout.count()) + " ms)")};
+  }
   // Lossy between threads (a load and a store), which an average may be.
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(took).count();
   const auto average = handler_ns_average_.load(std::memory_order_relaxed);

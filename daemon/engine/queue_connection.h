@@ -36,8 +36,10 @@
 #include "broker_rotation.h"
 #include "delivery_assembler.h"
 #include "handler_reply.h"
+#include "log_throttle.h"
 #include "metrics_outcome.h"
 #include "queue_runtime.h"
+#include "request_policy.h"
 #include "wake_event.h"
 #include "watched_connection.h"
 
@@ -101,6 +103,10 @@ class QueueConnection : public std::enable_shared_from_this<QueueConnection> {
     std::uint64_t session = 0;           // of the connection the request came on
     std::deque<InboundMessage> waiting;  // delivered while busy (prefetch > 1)
     InboundMessage request;              // the one being handled
+    // Its deadline, in ms since the Unix epoch: its x-warren-deadline, or
+    // its arrival plus handler_timeout.
+    std::int64_t deadline_ms = 0;
+    bool deadline_from_header = false;
     HandlerReply reply;                  // reused: its buffers outlive one request
     std::vector<warren_header> headers;  // reused, same reason
     std::optional<Outcome> outcome;      // of `request`; none yet: `lost`
@@ -156,10 +162,17 @@ class QueueConnection : public std::enable_shared_from_this<QueueConnection> {
   // Requests delivered while the channel's handler ran, once it returned.
   std::optional<Served> runWaiting(ConsumerChannel& channel);
   std::optional<Served> handleMessage(ConsumerChannel& channel, InboundMessage message);
+  // The error reply of a request answered without its handler (decide()),
+  // logged and counted.
+  HandlerError refusalFor(Decision decision, const ConsumerChannel& channel, std::int64_t now_ms);
+  // Answers the channel's request with `error` without running its handler.
+  void refuse(ConsumerChannel& channel, HandlerError error);
   // Runs the handler with the connection parked, then replies and acks; or
   // dispatches it when the handler has lately been slow.
   std::optional<Served> answer(ConsumerChannel& channel);
   warren_request prepareRequest(ConsumerChannel& channel);
+  // Runs the handler; a reply ready past the request's deadline is replaced
+  // by a deadline_exceeded error. On whichever thread runs the handler.
   void runHandler(const warren_request& request, ConsumerChannel& channel);
   // Gives the channel's request to a spare thread (or a new one).
   void dispatch(ConsumerChannel& channel);
@@ -226,6 +239,9 @@ class QueueConnection : public std::enable_shared_from_this<QueueConnection> {
   };
   std::deque<UnconfirmedReply> unconfirmed_;
   std::uint64_t next_sequence_ = 1;
+
+  // Requests answered deadline_exceeded: one log line per interval.
+  LogThrottle deadline_log_;
 
   WatchedConnection watch_;
   WakeEvent completions_;  // a handed-off handler's reply is ready

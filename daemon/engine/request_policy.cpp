@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
+#include <optional>
 #include <string>
 
 namespace warren {
@@ -61,7 +63,59 @@ Decision decide(const RequestFacts& facts) noexcept {
                        !replyToDeliverable(facts.reply_to);
   if (refused) return facts.dead_letter ? Decision::kRefuseDeadLetter : Decision::kRefuseAck;
   if (facts.body_too_large) return Decision::kReplyTooLarge;
+  if (facts.deadline_malformed) return Decision::kReplyBadDeadline;
+  if (facts.deadline_passed) return Decision::kReplyDeadlineExceeded;
   return Decision::kRunHandler;
+}
+
+namespace {
+
+// A decimal integer from 0 to `max`, digits only.
+std::optional<std::uint64_t> parseCount(std::string_view text, std::uint64_t max) noexcept {
+  if (text.empty() || text.size() > 20) return std::nullopt;
+  std::uint64_t value = 0;
+  for (const char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    const auto digit = static_cast<std::uint64_t>(c - '0');
+    if (value > (max - digit) / 10) return std::nullopt;
+    value = value * 10 + digit;
+  }
+  return value;
+}
+
+}  // namespace
+
+const std::string* findHeader(const std::vector<std::pair<std::string, std::string>>& headers,
+                              std::string_view key) noexcept {
+  for (const auto& [name, value] : headers) {
+    if (name == key) return &value;
+  }
+  return nullptr;
+}
+
+DeadlineHeader findDeadline(
+    const std::vector<std::pair<std::string, std::string>>& headers) noexcept {
+  DeadlineHeader deadline;
+  const std::string* value = findHeader(headers, wire::kDeadlineHeader);
+  if (value == nullptr) return deadline;
+  deadline.present = true;
+  const auto parsed = parseCount(*value, std::numeric_limits<std::int64_t>::max());
+  if (!parsed) {
+    deadline.malformed = true;
+    return deadline;
+  }
+  deadline.at_ms = static_cast<std::int64_t>(*parsed);
+  return deadline;
+}
+
+std::uint32_t deliveryCount(const std::vector<std::pair<std::string, std::string>>& headers,
+                            bool redelivered) noexcept {
+  if (const std::string* value = findHeader(headers, kDeliveryCountHeader)) {
+    if (const auto count = parseCount(*value, std::numeric_limits<std::uint32_t>::max())) {
+      return static_cast<std::uint32_t>(*count);
+    }
+  }
+  return redelivered ? 1 : 0;
 }
 
 std::optional<HandlerError> unpublishableReply(const HandlerReply& reply,

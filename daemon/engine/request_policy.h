@@ -10,7 +10,10 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace warren {
 
@@ -30,19 +33,45 @@ struct RequestFacts {
                // publishing it again would only repeat that
   };
   EarlierReply earlier_reply = EarlierReply::kNone;
-  bool dead_letter = false;  // the queue has an x-dead-letter-exchange
+  bool dead_letter = false;         // the queue has an x-dead-letter-exchange
+  bool deadline_malformed = false;  // an x-warren-deadline header that is not a deadline
+  bool deadline_passed = false;     // its deadline (header) passed before it was delivered
 };
 
 enum class Decision {
-  kRequeue,           // basic.reject with requeue: answered later, or by another consumer
-  kAckWithoutReply,   // no reply_to: ack, log
-  kReplyTooLarge,     // "too_large" error reply, handler not run
-  kRunHandler,        // run the handler, publish its reply, ack
-  kRefuseAck,         // no reply can be delivered: ack without one, log
+  kRequeue,                // basic.reject with requeue: answered later, or by another consumer
+  kAckWithoutReply,        // no reply_to: ack, log
+  kReplyTooLarge,          // "too_large" error reply, handler not run
+  kReplyBadDeadline,       // "invalid_argument" error reply, handler not run
+  kReplyDeadlineExceeded,  // "deadline_exceeded" error reply, handler not run
+  kRunHandler,             // run the handler, publish its reply, ack
+  kRefuseAck,              // no reply can be delivered: ack without one, log
   kRefuseDeadLetter,  // same, but basic.reject without requeue to the queue's dead-letter target
 };
 
 Decision decide(const RequestFacts& facts) noexcept;
+
+// The quorum queue header that counts a request's earlier deliveries.
+inline constexpr std::string_view kDeliveryCountHeader = "x-delivery-count";
+
+// A request's x-warren-deadline (wire::kDeadlineHeader), read from its headers (text values, as the
+// assembler keeps them): milliseconds since the Unix epoch.
+struct DeadlineHeader {
+  bool present = false;
+  bool malformed = false;  // present, but not an integer from 0 to 2^63-1
+  std::int64_t at_ms = 0;  // when present and well-formed
+};
+DeadlineHeader findDeadline(
+    const std::vector<std::pair<std::string, std::string>>& headers) noexcept;
+
+// The value of header `key` (text values only), nullptr when absent.
+const std::string* findHeader(const std::vector<std::pair<std::string, std::string>>& headers,
+                              std::string_view key) noexcept;
+
+// How many times the broker delivered the request before: x-delivery-count
+// when it is a count, else 1 when `redelivered`, 0 when not.
+std::uint32_t deliveryCount(const std::vector<std::pair<std::string, std::string>>& headers,
+                            bool redelivered) noexcept;
 
 // True when `reply_to` can be published to without the broker failing the
 // publish: a queue name, or a direct reply-to address the broker can decode.

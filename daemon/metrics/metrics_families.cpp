@@ -62,6 +62,11 @@ MetricsFamilies::MetricsFamilies(const std::string& version)
                               "Replies to persistent requests the broker refused to take "
                               "(basic.nack, e.g. the reply queue is full and rejects "
                               "publishes): the request is acked or dead-lettered without one.")),
+      deadline_exceeded_(counter(*registry_, "warren_deadline_exceeded_total",
+                                 "Requests answered deadline_exceeded, by stage: queued (the "
+                                 "deadline had passed when the request arrived: the handler was "
+                                 "not run) or handling (the handler returned after it: its "
+                                 "reply was replaced).")),
       consumers_connected_(gauge(*registry_, "warren_consumers_connected",
                                  "Consumers of the queue currently subscribed on the broker.")),
       consumers_configured_(gauge(*registry_, "warren_consumers_configured",
@@ -118,6 +123,12 @@ QueueSeries MetricsFamilies::acquire(const std::string& queue, const std::string
     series.reply_publish_failures = &reply_publish_failures_.Add(labels);
     series.replies_returned = &replies_returned_.Add(labels);
     series.replies_nacked = &replies_nacked_.Add(labels);
+    Labels queued = labels;
+    queued.emplace("stage", "queued");
+    series.deadline_exceeded_queued = &deadline_exceeded_.Add(queued);
+    Labels handling = labels;
+    handling.emplace("stage", "handling");
+    series.deadline_exceeded_handling = &deadline_exceeded_.Add(handling);
   }
   QueueSeries series = entry.series;
   series.consumers_connected = queue_entry.consumers_connected;
@@ -179,6 +190,8 @@ void MetricsFamilies::removeHandlerSeries(const QueueSeries& series) {
   reply_publish_failures_.Remove(series.reply_publish_failures);
   replies_returned_.Remove(series.replies_returned);
   replies_nacked_.Remove(series.replies_nacked);
+  deadline_exceeded_.Remove(series.deadline_exceeded_queued);
+  deadline_exceeded_.Remove(series.deadline_exceeded_handling);
 }
 
 void MetricsFamilies::setPluginInfo(const std::string& handler, const std::string& plugin,

@@ -38,6 +38,8 @@ struct QueueSeries {
   prometheus::Counter* reply_publish_failures = nullptr;
   prometheus::Counter* replies_returned = nullptr;
   prometheus::Counter* replies_nacked = nullptr;
+  prometheus::Counter* deadline_exceeded_queued = nullptr;    // {stage="queued"}
+  prometheus::Counter* deadline_exceeded_handling = nullptr;  // {stage="handling"}
   // {queue}
   prometheus::Gauge* consumers_connected = nullptr;
   prometheus::Gauge* consumers_configured = nullptr;
@@ -101,6 +103,7 @@ class MetricsFamilies {
   prometheus::Family<prometheus::Counter>& reply_publish_failures_;
   prometheus::Family<prometheus::Counter>& replies_returned_;
   prometheus::Family<prometheus::Counter>& replies_nacked_;
+  prometheus::Family<prometheus::Counter>& deadline_exceeded_;
   prometheus::Family<prometheus::Gauge>& consumers_connected_;
   prometheus::Family<prometheus::Gauge>& consumers_configured_;
   prometheus::Family<prometheus::Counter>& connection_attempts_;

@@ -16,16 +16,24 @@ enum class Outcome {
   kTooLarge,
   kInternal,
   kUnavailable,
+  kDeadlineExceeded,
   kNoReplyTo,     // no reply_to: acked without a reply
   kRequeued,      // handed back to the broker unhandled (drain at shutdown or queue removal)
   kReplyRefused,  // no reply can reach reply_to: acked (or dead-lettered) without one
   kLost,  // not acked: reply publish failed, connection lost or closed at the drain deadline
 };
 
-inline constexpr std::array<Outcome, 10> kAllOutcomes = {
-    Outcome::kOk,        Outcome::kInvalidArgument, Outcome::kOutOfRange,
-    Outcome::kTooLarge,  Outcome::kInternal,        Outcome::kUnavailable,
-    Outcome::kNoReplyTo, Outcome::kRequeued,        Outcome::kReplyRefused,
+inline constexpr std::array<Outcome, 11> kAllOutcomes = {
+    Outcome::kOk,
+    Outcome::kInvalidArgument,
+    Outcome::kOutOfRange,
+    Outcome::kTooLarge,
+    Outcome::kInternal,
+    Outcome::kUnavailable,
+    Outcome::kDeadlineExceeded,
+    Outcome::kNoReplyTo,
+    Outcome::kRequeued,
+    Outcome::kReplyRefused,
     Outcome::kLost,
 };
 
@@ -38,7 +46,7 @@ struct ErrorCodeInfo {
   std::string_view meaning;
 };
 
-inline constexpr std::array<ErrorCodeInfo, 5> kErrorCodes = {{
+inline constexpr std::array<ErrorCodeInfo, 6> kErrorCodes = {{
     {WARREN_ERROR_INVALID_ARGUMENT, "invalid_argument", Outcome::kInvalidArgument,
      "the request is malformed"},
     {WARREN_ERROR_OUT_OF_RANGE, "out_of_range", Outcome::kOutOfRange,
@@ -48,6 +56,8 @@ inline constexpr std::array<ErrorCodeInfo, 5> kErrorCodes = {{
      "the handler failed, or its reply could not be sent"},
     {WARREN_ERROR_UNAVAILABLE, "unavailable", Outcome::kUnavailable,
      "a dependency of the handler is down"},
+    {WARREN_ERROR_DEADLINE_EXCEEDED, "deadline_exceeded", Outcome::kDeadlineExceeded,
+     "the request's deadline passed before its reply was ready"},
 }};
 
 // The row of `code`; a code this host does not know is "internal", as it is

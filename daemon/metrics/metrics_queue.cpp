@@ -38,6 +38,8 @@ QueueCounts QueueMetrics::counts() const {
   counts.lost = finished(Outcome::kLost);
   counts.returned = read(series_.replies_returned);
   counts.nacked = read(series_.replies_nacked);
+  counts.deadline_queued = read(series_.deadline_exceeded_queued);
+  counts.deadline_handling = read(series_.deadline_exceeded_handling);
   counts.reply_failures = read(series_.reply_publish_failures);
   counts.sessions_lost = read(series_.sessions_lost);
   counts.blocked = read(series_.broker_blocked);

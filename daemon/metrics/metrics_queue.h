@@ -19,20 +19,22 @@ namespace warren {
 
 // A reading of one queue's series (QueueMetrics::counts()).
 struct QueueCounts {
-  std::uint64_t received = 0;          // deliveries, redeliveries included
-  std::uint64_t handled = 0;           // handler runs
-  std::uint64_t replied = 0;           // finished ok
-  std::uint64_t replied_error = 0;     // finished with an error reply
-  std::uint64_t missing_reply_to = 0;  // finished no_reply_to
-  std::uint64_t too_large = 0;         // finished too_large
-  std::uint64_t requeued = 0;          // finished requeued
-  std::uint64_t reply_refused = 0;     // finished reply_refused
-  std::uint64_t lost = 0;              // finished lost
-  std::uint64_t returned = 0;          // replies returned (basic.return)
-  std::uint64_t nacked = 0;            // replies refused (basic.nack)
-  std::uint64_t reply_failures = 0;    // reply publishes that failed
-  std::uint64_t sessions_lost = 0;     // consuming sessions lost
-  std::uint64_t blocked = 0;           // connection.blocked notifications
+  std::uint64_t received = 0;           // deliveries, redeliveries included
+  std::uint64_t handled = 0;            // handler runs
+  std::uint64_t replied = 0;            // finished ok
+  std::uint64_t replied_error = 0;      // finished with an error reply
+  std::uint64_t missing_reply_to = 0;   // finished no_reply_to
+  std::uint64_t too_large = 0;          // finished too_large
+  std::uint64_t requeued = 0;           // finished requeued
+  std::uint64_t reply_refused = 0;      // finished reply_refused
+  std::uint64_t lost = 0;               // finished lost
+  std::uint64_t returned = 0;           // replies returned (basic.return)
+  std::uint64_t nacked = 0;             // replies refused (basic.nack)
+  std::uint64_t deadline_queued = 0;    // deadline_exceeded before the handler ran
+  std::uint64_t deadline_handling = 0;  // deadline_exceeded after it ran
+  std::uint64_t reply_failures = 0;     // reply publishes that failed
+  std::uint64_t sessions_lost = 0;      // consuming sessions lost
+  std::uint64_t blocked = 0;            // connection.blocked notifications
 };
 
 class QueueMetrics {
@@ -65,6 +67,10 @@ class QueueMetrics {
   void replyReturned() noexcept { series_.replies_returned->Increment(); }
   // The broker refused (basic.nack) a confirmed reply.
   void replyNacked() noexcept { series_.replies_nacked->Increment(); }
+  // A request answered deadline_exceeded: its deadline had passed on
+  // arrival (the handler was not run) / when its handler returned.
+  void deadlineExceededQueued() noexcept { series_.deadline_exceeded_queued->Increment(); }
+  void deadlineExceededHandling() noexcept { series_.deadline_exceeded_handling->Increment(); }
 
   // --- consumers and connections {queue}
 

@@ -44,6 +44,7 @@ bool knownErrorCode(warren_error_code code) noexcept {
     case WARREN_ERROR_TOO_LARGE:
     case WARREN_ERROR_INTERNAL:
     case WARREN_ERROR_UNAVAILABLE:
+    case WARREN_ERROR_DEADLINE_EXCEEDED:
       return true;
   }
   return false;

@@ -44,7 +44,7 @@ extern "C" {
 #endif
 
 #define WARREN_PLUGIN_ABI_MAJOR 1
-#define WARREN_PLUGIN_ABI_MINOR 0
+#define WARREN_PLUGIN_ABI_MINOR 1
 
 /* The exported entry point of an ABI-1 plugin. */
 #define WARREN_PLUGIN_ENTRY_SYMBOL "warren_plugin_v1"
@@ -68,7 +68,12 @@ typedef enum warren_error_code {
   WARREN_ERROR_OUT_OF_RANGE = 2,     /* "out_of_range": well-formed, but a value is out of range */
   WARREN_ERROR_TOO_LARGE = 3,        /* "too_large": the request body exceeds the limit */
   WARREN_ERROR_INTERNAL = 4,         /* "internal": the handler failed */
-  WARREN_ERROR_UNAVAILABLE = 5       /* "unavailable": a dependency of the handler is down */
+  WARREN_ERROR_UNAVAILABLE = 5,      /* "unavailable": a dependency of the handler is down */
+  /* since 1.1: "deadline_exceeded": the request's deadline passed before its
+   * reply was ready. The host answers it so on its own (the handler is then
+   * not run, or its late reply is replaced); a handler may return it too,
+   * e.g. when a dependency cannot answer within warren_request.deadline_ms. */
+  WARREN_ERROR_DEADLINE_EXCEEDED = 6
 } warren_error_code;
 
 /* Log levels for warren_host_api.log. */
@@ -103,7 +108,24 @@ typedef struct warren_request {
   size_t header_count;
   int redelivered;  /* non-zero: the broker delivered this request before (a retry) */
   warren_str queue; /* the queue the request came from */
+
+  /* since 1.1: check struct_size (WARREN_REQUEST_HAS) before reading these. */
+  warren_str correlation_id; /* the correlation_id property, empty when absent */
+  /* When the caller stops waiting, in milliseconds since the Unix epoch
+   * (UTC, the host's clock): the request's x-warren-deadline header, or for
+   * a request without one, its arrival plus the queue's handler_timeout.
+   * Work past it is wasted: the host answers deadline_exceeded instead. */
+  int64_t deadline_ms;
+  /* How many times the broker delivered this request before: its
+   * x-delivery-count header (quorum queues), else 1 when redelivered, 0 when
+   * not. A handler can refuse a request that keeps failing. */
+  uint32_t delivery_count;
 } warren_request;
+
+/* True when `request` (a const warren_request*) carries `field`: the host
+ * knows that field (since 1.1 ones need a 1.1 host). */
+#define WARREN_REQUEST_HAS(request, field) \
+  ((request)->struct_size >= offsetof(warren_request, field) + sizeof((request)->field))
 
 /* Opaque, host-owned handles. */
 typedef struct warren_host warren_host;             /* valid from create() to destroy() */

@@ -97,8 +97,8 @@ class Options {
       if (known) continue;
       std::string list;
       for (std::string_view a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-      throw OptionError(std::string(key), "unknown option '" + std::string(key) + "'; allowed: " +
-                                              (list.empty() ? "none" : list));
+      throw OptionError(std::string(key), "unknown option '" + std::string(key) +
+                                              "'; allowed: " + (list.empty() ? "none" : list));
     }
   }
 
@@ -128,6 +128,21 @@ class Request {
     }
     return {};
   }
+  // Since ABI 1.1; on an older host: empty, no deadline, 0 or 1.
+  std::string_view correlationId() const noexcept {
+    return WARREN_REQUEST_HAS(&raw_, correlation_id) ? view(raw_.correlation_id)
+                                                     : std::string_view();
+  }
+  // When the caller stops waiting: milliseconds since the Unix epoch, 0 when
+  // the host does not say (a 1.0 host).
+  std::int64_t deadlineMs() const noexcept {
+    return WARREN_REQUEST_HAS(&raw_, deadline_ms) ? raw_.deadline_ms : 0;
+  }
+  // How many times the broker delivered this request before this delivery.
+  std::uint32_t deliveryCount() const noexcept {
+    if (WARREN_REQUEST_HAS(&raw_, delivery_count)) return raw_.delivery_count;
+    return redelivered() ? 1 : 0;
+  }
   const warren_request& raw() const noexcept { return raw_; }
 
  private:
@@ -156,7 +171,8 @@ class Reply {
 // Logging through the host, stamped with queue and plugin name.
 class Log {
  public:
-  Log(const warren_host_api* host, warren_host* context) noexcept : host_(host), context_(context) {}
+  Log(const warren_host_api* host, warren_host* context) noexcept
+      : host_(host), context_(context) {}
   void operator()(warren_log_level level, std::string_view message) const noexcept {
     host_->log(context_, level, message.data(), message.size());
   }
@@ -222,13 +238,16 @@ void destroy(void* instance) noexcept {
 }  // namespace warren
 
 // Defines the plugin's exported entry point for class `Handler`.
-#define WARREN_PLUGIN(Handler, plugin_name, plugin_version, plugin_description)        \
-  extern "C" WARREN_PLUGIN_EXPORT const warren_plugin* warren_plugin_v1(void) {        \
-    static const warren_plugin descriptor = {                                           \
-        sizeof(warren_plugin),         WARREN_PLUGIN_ABI_MAJOR,                         \
-        WARREN_PLUGIN_ABI_MINOR,       plugin_name,                                     \
-        plugin_version,                plugin_description,                              \
-        &::warren::detail::create<Handler>, &::warren::detail::handle<Handler>,         \
-        &::warren::detail::destroy<Handler>};                                           \
-    return &descriptor;                                                                 \
+#define WARREN_PLUGIN(Handler, plugin_name, plugin_version, plugin_description)    \
+  extern "C" WARREN_PLUGIN_EXPORT const warren_plugin* warren_plugin_v1(void) {    \
+    static const warren_plugin descriptor = {sizeof(warren_plugin),                \
+                                             WARREN_PLUGIN_ABI_MAJOR,              \
+                                             WARREN_PLUGIN_ABI_MINOR,              \
+                                             plugin_name,                          \
+                                             plugin_version,                       \
+                                             plugin_description,                   \
+                                             &::warren::detail::create<Handler>,   \
+                                             &::warren::detail::handle<Handler>,   \
+                                             &::warren::detail::destroy<Handler>}; \
+    return &descriptor;                                                            \
   }

@@ -78,7 +78,8 @@ TEST_P(BadConfigTest, ReportsRuleWithLocation) {
 }
 
 const char* const kQueueKeys =
-    "name, handler, consumers, prefetch, max_body_bytes, max_reply_bytes, durable, auto_delete, "
+    "name, handler, consumers, prefetch, max_body_bytes, max_reply_bytes, handler_timeout, "
+    "durable, auto_delete, "
     "type, delivery_limit, dead_letter, arguments, options";
 const char* const kDurationForm =
     "expected a duration with a unit: ms, s, m or h (e.g. 250ms, 10s, 1.5s, 2m, 1h)";
@@ -361,6 +362,7 @@ TEST(ConfigTest, MinimalFileGetsDefaults) {
   EXPECT_EQ(queue.prefetch, 1);
   EXPECT_EQ(queue.max_body_bytes, 1048576U);
   EXPECT_EQ(queue.max_reply_bytes, 16777216U);
+  EXPECT_EQ(queue.handler_timeout, std::chrono::seconds(60));
   EXPECT_FALSE(queue.durable);
   EXPECT_FALSE(queue.auto_delete);
   EXPECT_TRUE(queue.arguments.empty());
@@ -544,6 +546,20 @@ TEST(ConfigTest, MaxReplyBytesIsBounded) {
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("queues[0].max_reply_bytes: must be between 1 and"),
               std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(ConfigTest, HandlerTimeoutIsADurationOfAtLeastOneMillisecond) {
+  const Config config = parseConfig(
+      "plugins: {dir: /p}\nqueues: [{name: q, handler: h, handler_timeout: 2.5s}]\n", "x.yaml");
+  EXPECT_EQ(config.queues[0].handler_timeout, milliseconds{2500});
+  try {
+    parseConfig("plugins: {dir: /p}\nqueues: [{name: q, handler: h, handler_timeout: 0s}]\n",
+                "x.yaml");
+    FAIL() << "handler_timeout: 0s was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("queues[0].handler_timeout:"), std::string::npos)
         << e.what();
   }
 }

@@ -237,8 +237,9 @@ Exposition scrape(std::uint16_t port) {
 
 // The series of the brief's families, for assertions.
 const std::vector<std::string> kOutcomeNames = {
-    "ok",          "invalid_argument", "out_of_range", "too_large",     "internal",
-    "unavailable", "no_reply_to",      "requeued",     "reply_refused", "lost"};
+    "ok",          "invalid_argument",  "out_of_range", "too_large", "internal",
+    "unavailable", "deadline_exceeded", "no_reply_to",  "requeued",  "reply_refused",
+    "lost"};
 const std::vector<std::string> kBucketBounds = {
     "5e-05", "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
     "0.1",   "0.25",   "0.5",     "1",      "2.5",   "5",      "10",    "30",   "60",    "+Inf"};
@@ -284,6 +285,9 @@ TEST_F(MetricsTest, EverySeriesExistsAtZeroOnceTheQueueIsAdded) {
   EXPECT_EQ(scraped.value("warren_reply_publish_failures_total", labels), 0);
   EXPECT_EQ(scraped.value("warren_replies_returned_total", labels), 0);
   EXPECT_EQ(scraped.value("warren_replies_nacked_total", labels), 0);
+  EXPECT_EQ(scraped.value("warren_deadline_exceeded_total", with(labels, "stage", "queued")), 0);
+  EXPECT_EQ(scraped.value("warren_deadline_exceeded_total", with(labels, "stage", "handling")), 0);
+  EXPECT_EQ(scraped.matching("warren_deadline_exceeded_total").size(), 2u);
   for (const std::string& le : kBucketBounds) {
     EXPECT_EQ(scraped.value("warren_handler_duration_seconds_bucket", with(labels, "le", le)), 0)
         << le;
@@ -320,6 +324,7 @@ TEST_F(MetricsTest, FamiliesFollowPrometheusNaming) {
       {"warren_reply_publish_failures_total", "counter"},
       {"warren_replies_returned_total", "counter"},
       {"warren_replies_nacked_total", "counter"},
+      {"warren_deadline_exceeded_total", "counter"},
       {"warren_consumers_connected", "gauge"},
       {"warren_consumers_configured", "gauge"},
       {"warren_broker_connection_attempts_total", "counter"},
@@ -338,7 +343,7 @@ TEST_F(MetricsTest, FamiliesFollowPrometheusNaming) {
     for (const auto& [label, value] : sample.labels) {
       EXPECT_TRUE(label == "queue" || label == "handler" || label == "outcome" ||
                   label == "result" || label == "le" || label == "version" || label == "plugin" ||
-                  label == "abi")
+                  label == "abi" || label == "stage")
           << sample.name << " has label " << label;
     }
   }
@@ -773,6 +778,7 @@ TEST(OutcomeTest, NamesAreTheWireNamesOfTheErrorCodes) {
   EXPECT_EQ(outcomeOf(WARREN_ERROR_TOO_LARGE), Outcome::kTooLarge);
   EXPECT_EQ(outcomeOf(WARREN_ERROR_INTERNAL), Outcome::kInternal);
   EXPECT_EQ(outcomeOf(WARREN_ERROR_UNAVAILABLE), Outcome::kUnavailable);
+  EXPECT_EQ(outcomeOf(WARREN_ERROR_DEADLINE_EXCEEDED), Outcome::kDeadlineExceeded);
   EXPECT_EQ(outcomeOf(static_cast<warren_error_code>(99)), Outcome::kInternal);
 }
 

@@ -52,6 +52,7 @@ TEST(ErrorCodeName, NamesEveryErrorCodeAsDocumented) {
   EXPECT_EQ(errorCodeName(WARREN_ERROR_TOO_LARGE), "too_large");
   EXPECT_EQ(errorCodeName(WARREN_ERROR_INTERNAL), "internal");
   EXPECT_EQ(errorCodeName(WARREN_ERROR_UNAVAILABLE), "unavailable");
+  EXPECT_EQ(errorCodeName(WARREN_ERROR_DEADLINE_EXCEEDED), "deadline_exceeded");
 }
 
 TEST(ErrorCodeName, MapsAnUnknownCodeToInternal) {

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "request_policy.h"
 
@@ -38,6 +40,44 @@ TEST(RequestPolicy, AnswersTooLargeWithoutRunningTheHandler) {
   RequestFacts facts = plainRequest();
   facts.body_too_large = true;
   EXPECT_EQ(decide(facts), Decision::kReplyTooLarge);
+}
+
+TEST(RequestPolicy, AnswersAPassedOrMalformedDeadlineWithoutRunningTheHandler) {
+  RequestFacts late = plainRequest();
+  late.deadline_passed = true;
+  EXPECT_EQ(decide(late), Decision::kReplyDeadlineExceeded);
+  RequestFacts malformed = plainRequest();
+  malformed.deadline_malformed = true;
+  EXPECT_EQ(decide(malformed), Decision::kReplyBadDeadline);
+  // Nothing to answer to, or nothing to start: those win.
+  late.has_reply_to = false;
+  EXPECT_EQ(decide(late), Decision::kAckWithoutReply);
+  malformed.stopping = true;
+  EXPECT_EQ(decide(malformed), Decision::kRequeue);
+}
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+TEST(RequestPolicy, ReadsTheDeadlineHeaderAsMillisecondsSinceTheEpoch) {
+  EXPECT_FALSE(findDeadline({}).present);
+  const DeadlineHeader deadline = findDeadline(Headers{{"x-warren-deadline", "1764950400000"}});
+  EXPECT_TRUE(deadline.present);
+  EXPECT_FALSE(deadline.malformed);
+  EXPECT_EQ(deadline.at_ms, 1764950400000);
+  EXPECT_EQ(findDeadline(Headers{{"x-warren-deadline", "9223372036854775807"}}).at_ms,
+            9223372036854775807);
+  for (const char* bad :
+       {"", "-1", "12.5", "1e3", " 12", "soon", "9223372036854775808", "99999999999999999999999"}) {
+    const DeadlineHeader parsed = findDeadline(Headers{{"x-warren-deadline", bad}});
+    EXPECT_TRUE(parsed.present && parsed.malformed) << "'" << bad << "'";
+  }
+}
+
+TEST(RequestPolicy, CountsDeliveriesFromTheQuorumHeaderElseTheRedeliveredFlag) {
+  EXPECT_EQ(deliveryCount({}, false), 0u);
+  EXPECT_EQ(deliveryCount({}, true), 1u);
+  EXPECT_EQ(deliveryCount(Headers{{"x-delivery-count", "3"}}, true), 3u);
+  EXPECT_EQ(deliveryCount(Headers{{"x-delivery-count", "junk"}}, true), 1u);
 }
 
 TEST(RequestPolicy, RefusesAnUndeliverableReplyToAckingOrDeadLettering) {
