@@ -6,9 +6,11 @@
 // while the consumers make progress.
 //
 // Exit codes (docs/operations.md): 0 clean stop, 1 runtime failure,
-// 2 usage error, 78 configuration error (EX_CONFIG).
+// 2 usage error, 70 an exit warrend did not ask for (EX_SOFTWARE: a plugin
+// called exit()), 78 configuration error (EX_CONFIG).
 #include "config.h"
 #include "config_check.h"
+#include "plugin_instance.h"
 #include "service_notifier.h"
 #include "supervisor.h"
 
@@ -16,17 +18,44 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <iostream>
+#include <string>
 
 namespace {
 
 constexpr int kExitRuntime = 1;
 constexpr int kExitUsage = 2;
+constexpr int kExitUnexpected = 70;
 constexpr int kExitConfig = 78;
+
+// Set once main() returns its own status. The only process-wide flag of
+// warrend: an atexit() handler takes no argument.
+std::atomic<bool> exit_expected{false};
+
+// Runs at any exit(): one main() did not ask for (a plugin's exit(0), say)
+// would otherwise end a serving daemon with its status, 0 looking like a
+// clean stop to systemd's Restart=on-failure.
+void onExit() {
+  if (exit_expected.load()) return;
+  std::string line = "warrend: exit() was called ";
+  if (const warren::PluginInstance* handler = warren::handlerRunningOnThisThread()) {
+    line += "while the handler of queue '" + handler->queue() + "' (plugin '" +
+            handler->library().name() + "') ran";
+  } else {
+    line += "by code other than warrend's (a plugin or library thread)";
+  }
+  line += "; warrend did not ask to stop: exiting with status " + std::to_string(kExitUnexpected) +
+          " (EX_SOFTWARE) so that the service manager sees a failure\n";
+  std::fputs(line.c_str(), stderr);
+  std::fflush(stderr);
+  std::_Exit(kExitUnexpected);
+}
 
 // How often the loop looks at readiness and progress when nothing arrives.
 constexpr std::chrono::milliseconds kTick{500};
@@ -172,9 +201,7 @@ void serve(warren::Supervisor& supervisor, const Options& options, const sigset_
   }
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   CLI::App app{"warrend: serves RPC requests from RabbitMQ queues with handler plugins"};
   app.set_version_flag("--version", std::string("warrend ") + WARREN_VERSION);
   Options options;
@@ -218,6 +245,10 @@ int main(int argc, char** argv) {
 
   try {
     warren::Supervisor supervisor(loadConfig(options), makeSink());
+    // Registered once the logger and the other function-local statics
+    // exist, so onExit() runs before their destructors (atexit order) and
+    // while the consumer threads can still touch them.
+    std::atexit(onExit);
     supervisor.start();
     serve(supervisor, options, signals);
     const bool clean = supervisor.wait();  // drained already: only collects the answer
@@ -244,4 +275,12 @@ int main(int argc, char** argv) {
     std::cerr << "warrend: " << e.what() << "\n";
     return kExitRuntime;
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int status = run(argc, argv);
+  exit_expected.store(true);
+  return status;
 }

@@ -186,6 +186,14 @@ PluginInstance::~PluginInstance() {
   if (instance_ != nullptr) library_->descriptor().destroy(instance_);
 }
 
+namespace {
+
+thread_local const PluginInstance* running_here = nullptr;
+
+}  // namespace
+
+const PluginInstance* handlerRunningOnThisThread() noexcept { return running_here; }
+
 void PluginInstance::handle(warren_request request, HandlerReply& reply) const noexcept {
   request.struct_size = sizeof(warren_request);
   request.queue = {queue_.data(), queue_.size()};
@@ -193,7 +201,10 @@ void PluginInstance::handle(warren_request request, HandlerReply& reply) const n
   reply.content_type.clear();
   reply.error.reset();
   warren_reply raw_reply{&reply};
+  const PluginInstance* const outer = running_here;
+  running_here = this;
   library_->descriptor().handle(instance_, &request, &raw_reply);
+  running_here = outer;
 }
 
 }  // namespace warren

@@ -57,4 +57,8 @@ class PluginInstance {
   void* instance_ = nullptr;
 };
 
+// The instance whose handle() runs on the calling thread, nullptr when
+// none: for naming a plugin that ends the process (main.cpp).
+const PluginInstance* handlerRunningOnThisThread() noexcept;
+
 }  // namespace warren

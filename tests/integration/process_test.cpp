@@ -373,5 +373,27 @@ TEST(Warrend, APluginWritingToAClosedPipeGetsEpipeAndTheDaemonLives) {
   client.deleteQueue("sigpipe_q");
 }
 
+// exit(0) from a plugin must not look like a clean stop: Restart=on-failure
+// would then leave every queue down.
+TEST(Warrend, AnExitItDidNotAskForEndsWithAFailureStatusNamingThePlugin) {
+  Gate gate;
+  const ConfigFile config(
+      "exits.yaml",
+      daemonYaml(broker().port(),
+                 "  - name: exit_q\n    handler: gate\n    consumers: 1\n" + gate.options(), "",
+                 WARREN_FIXTURE_PLUGIN_DIR));
+  auto process = warrend({"--config", config.path()});
+  ASSERT_TRUE(process->waitForOutput("consuming 'exit_q'", std::chrono::seconds(30)))
+      << process->output();
+  TestClient client(broker().port());
+  client.send("exit_q", "exit:0", "exit-1");
+  EXPECT_EQ(process->waitExit(std::chrono::seconds(30)), 70) << process->output();
+  EXPECT_NE(process->output().find("exit() was called while the handler of queue 'exit_q' "
+                                   "(plugin 'gate') ran"),
+            std::string::npos)
+      << process->output();
+  client.deleteQueue("exit_q");
+}
+
 }  // namespace
 }  // namespace warren::test
