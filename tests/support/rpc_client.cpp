@@ -55,6 +55,48 @@ void TestClient::check(const char* what) {
   }
 }
 
+namespace {
+
+// An AMQP table of `values` (integers and strings); its entries point into
+// `values` and `entries`.
+amqp_table_t tableOf(const std::map<std::string, QueueArgument>& values,
+                     std::vector<amqp_table_entry_t>& entries) {
+  entries.clear();
+  for (const auto& [key, value] : values) {
+    amqp_table_entry_t entry{};
+    entry.key = bytesOf(key);
+    if (const auto* number = std::get_if<std::int64_t>(&value)) {
+      entry.value.kind = AMQP_FIELD_KIND_I64;
+      entry.value.value.i64 = *number;
+    } else if (const auto* text = std::get_if<std::string>(&value)) {
+      entry.value.kind = AMQP_FIELD_KIND_UTF8;
+      entry.value.value.bytes = bytesOf(*text);
+    } else {
+      throw std::invalid_argument("test client: only integer and string table values");
+    }
+    entries.push_back(entry);
+  }
+  return amqp_table_t{static_cast<int>(entries.size()), entries.data()};
+}
+
+}  // namespace
+
+void TestClient::send(const std::string& queue, const std::string& body,
+                      const std::string& correlation_id,
+                      const std::map<std::string, QueueArgument>& headers) {
+  std::vector<amqp_table_entry_t> entries;
+  amqp_basic_properties_t properties{};
+  properties._flags =
+      AMQP_BASIC_CORRELATION_ID_FLAG | AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_HEADERS_FLAG;
+  properties.correlation_id = bytesOf(correlation_id);
+  properties.reply_to = bytesOf(reply_queue_);
+  properties.headers = tableOf(headers, entries);
+  if (amqp_basic_publish(state_, kChannel, amqp_empty_bytes, bytesOf(queue), 0, 0, &properties,
+                         bytesOf(body)) != AMQP_STATUS_OK) {
+    throw std::runtime_error("test client: publish failed");
+  }
+}
+
 void TestClient::send(const std::string& queue, const std::string& body,
                       const std::string& correlation_id, bool with_reply_to) {
   amqp_basic_properties_t properties{};
@@ -137,21 +179,7 @@ TestReply TestClient::call(const std::string& queue, const std::string& body,
 void TestClient::declareQueue(const std::string& name,
                               const std::map<std::string, QueueArgument>& arguments, bool durable) {
   std::vector<amqp_table_entry_t> entries;
-  for (const auto& [key, value] : arguments) {
-    amqp_table_entry_t entry{};
-    entry.key = bytesOf(key);
-    if (const auto* number = std::get_if<std::int64_t>(&value)) {
-      entry.value.kind = AMQP_FIELD_KIND_I64;
-      entry.value.value.i64 = *number;
-    } else if (const auto* text = std::get_if<std::string>(&value)) {
-      entry.value.kind = AMQP_FIELD_KIND_UTF8;
-      entry.value.value.bytes = bytesOf(*text);
-    } else {
-      throw std::invalid_argument("test client: only integer and string queue arguments");
-    }
-    entries.push_back(entry);
-  }
-  amqp_table_t table{static_cast<int>(entries.size()), entries.data()};
+  const amqp_table_t table = tableOf(arguments, entries);
   amqp_queue_declare(state_, kChannel, bytesOf(name), 0, durable ? 1 : 0, 0, 0, table);
   check("queue.declare");
 }

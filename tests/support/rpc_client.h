@@ -37,6 +37,9 @@ class TestClient {
   // Publishes a request; reply_to is this client's queue unless omitted.
   void send(const std::string& queue, const std::string& body, const std::string& correlation_id,
             bool with_reply_to = true);
+  // The same with AMQP headers (integer and string values).
+  void send(const std::string& queue, const std::string& body, const std::string& correlation_id,
+            const std::map<std::string, QueueArgument>& headers);
   // The next reply, or nullopt after `timeout`.
   std::optional<TestReply> receive(std::chrono::milliseconds timeout);
   // Sends one request and waits for its reply; throws on timeout.
