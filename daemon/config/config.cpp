@@ -13,6 +13,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <span>
 #include <sstream>
 #include <stdexcept>
 #include <string_view>
@@ -60,6 +61,14 @@ std::optional<bool> parseBool(std::string_view text) {
   if (text == "true" || text == "True" || text == "TRUE") return true;
   if (text == "false" || text == "False" || text == "FALSE") return false;
   return std::nullopt;
+}
+
+// [A-Za-z_][A-Za-z0-9_]*: what a shell, and every program's getenv, takes for
+// a variable's name.
+bool isEnvName(std::string_view name) {
+  constexpr std::string_view kFirst = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_";
+  return !name.empty() && kFirst.find(name.front()) != std::string_view::npos &&
+         name.find_first_not_of(std::string(kFirst) + "0123456789") == std::string_view::npos;
 }
 
 bool isDigits(std::string_view text) {
@@ -122,6 +131,13 @@ bool isIpv4Literal(const std::string& host) {
 bool isIpv6Literal(const std::string& host) {
   in6_addr address{};
   return inet_pton(AF_INET6, host.c_str(), &address) == 1;
+}
+
+// "/srv/plugins/" (what lexically_normal() makes of "/srv/plugins/.") as
+// "/srv/plugins"; "/" stays.
+fs::path withoutTrailingSlash(fs::path path) {
+  if (path.has_relative_path() && !path.has_filename()) path = path.parent_path();
+  return path;
 }
 
 SourceMark toSourceMark(const YAML::Mark& mark) {
@@ -341,7 +357,12 @@ class Parser {
 
   void readDocument(const YAML::Node& document, Config& config) {
     const Field root{"", "", YAML::Node(), document};
-    const Fields fields = entries(root, schemaSection(""));
+    // `plugins` is required as soon as one queue may need a plugin.
+    const std::vector<std::string_view> also_required = {"plugins"};
+    const Fields fields =
+        entries(root, schemaSection(""),
+                everyQueueIsExec(document) ? std::span<const std::string_view>()
+                                           : std::span<const std::string_view>(also_required));
     if (const Field* broker = find(fields, "broker")) {
       attempt([&] { config.broker = readBroker(*broker); });
     }
@@ -362,11 +383,38 @@ class Parser {
     }
   }
 
+  // Whether the document lists queues and every one of them says `handler:
+  // exec`, looked at before anything is read: only then may `plugins` be left
+  // out. A queue whose handler is missing or not a scalar counts as a plugin
+  // queue, and so does a missing or empty `queues`, so that a file with
+  // neither gets both errors, as before exec handlers existed.
+  static bool everyQueueIsExec(const YAML::Node& document) {
+    YAML::Node queues;
+    for (const auto& entry : document) {
+      if (entry.first.IsScalar() && entry.first.Scalar() == "queues") {
+        queues = entry.second;
+        break;
+      }
+    }
+    if (!queues.IsSequence() || queues.size() == 0) return false;
+    return std::all_of(queues.begin(), queues.end(), [](const YAML::Node& queue) {
+      if (!queue.IsMap()) return false;
+      for (const auto& entry : queue) {
+        if (entry.first.IsScalar() && entry.first.Scalar() == "handler") {
+          return entry.second.IsScalar() && entry.second.Scalar() == kExecHandler;
+        }
+      }
+      return false;
+    });
+  }
+
   // The entries of a map value whose keys must be in `section`: keys must be
-  // scalars, appear once and be known; the section's required keys must be
-  // there. Each bad key is reported and left out; a value that is not a map
-  // abandons the section.
-  Fields entries(const Field& map, const SectionSpec& section) {
+  // scalars, appear once and be known; the section's required keys, and those
+  // of `also_required` (required in this file only), must be there. Each bad
+  // key is reported and left out; a value that is not a map abandons the
+  // section.
+  Fields entries(const Field& map, const SectionSpec& section,
+                 std::span<const std::string_view> also_required = {}) {
     Fields fields = entries(map);
     Fields known;
     for (Field& field : fields) {
@@ -377,7 +425,9 @@ class Parser {
       }
     }
     for (const KeySpec& key : section.keys) {
-      if (key.required && find(known, key.name) == nullptr) {
+      const bool required = key.required || std::find(also_required.begin(), also_required.end(),
+                                                      key.name) != also_required.end();
+      if (required && find(known, key.name) == nullptr) {
         // Absent keys have no mark: report the map that lacks them.
         report(map.value.Mark(), childPath(map.path, std::string(key.name)),
                "required key is missing");
@@ -719,9 +769,7 @@ class Parser {
     const Fields fields = entries(plugins, section);
     std::string text;
     if (find(fields, "dir") == nullptr || !read(fields, section, "dir", text)) throw Abandoned{};
-    fs::path dir = (base_dir_ / text).lexically_normal();
-    if (dir.has_relative_path() && !dir.has_filename()) dir = dir.parent_path();  // trailing '/'
-    return dir;
+    return withoutTrailingSlash((base_dir_ / text).lexically_normal());
   }
 
   LoggingConfig readLogging(const Field& logging) {
@@ -829,16 +877,145 @@ class Parser {
         }
       });
     }
+    // Whether the handler is `exec`; unknown when it is missing or bad.
+    std::optional<bool> exec;
     if (const Field* handler = find(fields, "handler")) {
       attempt([&] {
         config.handler = readHandler(*handler, section.key("handler"));
         config.handler_mark = toSourceMark(valueMark(*handler));
-        config.plugin_path = plugin_dir / (config.handler + ".so");
+        exec = config.isExec();
+        if (!*exec) config.plugin_path = plugin_dir / (config.handler + ".so");
       });
     }
+    readIsolation(entry, fields, section, exec, config);
     readQueueSettings(fields, section, config);
     if (errors_.size() != errors_before) throw Abandoned{};
     return config;
+  }
+
+  // isolation, command, env, working_directory and worker_restart_backoff_max.
+  // Each is checked on its own; against the handler only when `exec` says
+  // what the handler is (nullopt: missing or bad, and already reported).
+  void readIsolation(const Field& entry, const Fields& fields, const SectionSpec& section,
+                     std::optional<bool> exec, QueueConfig& config) {
+    std::string isolation = "none";
+    const bool isolation_read = read(fields, section, "isolation", isolation);
+    config.isolation = isolation == "process" ? Isolation::kProcess : Isolation::kNone;
+    if (exec == true) {
+      const Field* written = find(fields, "isolation");
+      if (written != nullptr && isolation_read && config.isolation == Isolation::kNone) {
+        attempt([&] {
+          failValue(*written,
+                    "`handler: exec` always runs in its own processes; remove `isolation` or set "
+                    "it to process");
+        });
+      }
+      config.isolation = Isolation::kProcess;
+    }
+    // A key that only an exec handler reads.
+    const auto exec_only = [&](const Field& field) {
+      if (exec == false) failValue(field, "`" + field.name + "` is only for `handler: exec`");
+    };
+    if (const Field* command = find(fields, "command")) {
+      attempt([&] {
+        exec_only(*command);
+        config.command = readCommand(*command);
+      });
+    } else if (exec == true) {
+      report(entry.value.Mark(), childPath(entry.path, "command"),
+             "required key is missing: `handler: exec` runs the program it names, e.g. command: "
+             "[python3, handler.py]");
+    }
+    if (const Field* env = find(fields, "env")) {
+      attempt([&] {
+        exec_only(*env);
+        config.env = readEnv(*env);
+      });
+    }
+    if (const Field* directory = find(fields, "working_directory")) {
+      attempt([&] {
+        exec_only(*directory);
+        config.working_directory = readDirectory(*directory, section.key("working_directory"));
+      });
+    } else if (exec == true) {
+      config.working_directory = withoutTrailingSlash(base_dir_.lexically_normal());
+    }
+    if (const Field* backoff = find(fields, "worker_restart_backoff_max")) {
+      const bool backoff_read =
+          read(fields, section, "worker_restart_backoff_max", config.worker_restart_backoff_max);
+      if (backoff_read && isolation_read && exec == false && config.isolation == Isolation::kNone) {
+        attempt([&] { failValue(*backoff, "only for `isolation: process` or `handler: exec`"); });
+      }
+    }
+  }
+
+  // The program and its arguments: a non-empty sequence of non-empty
+  // scalars, each taken as written. Every bad item is reported.
+  std::vector<std::string> readCommand(const Field& field) {
+    if (!field.value.IsSequence()) {
+      failType(field, "a sequence of strings: the program and its arguments");
+    }
+    if (field.value.size() == 0) failValue(field, "must name at least the program");
+    std::vector<std::string> argv;
+    bool all_read = true;
+    std::size_t index = 0;
+    for (const auto& item : field.value) {
+      const Field argument{field.path + "[" + std::to_string(index++) + "]", "", YAML::Node(),
+                           item};
+      all_read = attempt([&] {
+                   if (!argument.value.IsScalar()) failType(argument, "a string");
+                   if (argument.value.Scalar().empty()) failValue(argument, "must not be empty");
+                   argv.push_back(argument.value.Scalar());
+                 }) &&
+                 all_read;
+    }
+    if (!all_read) throw Abandoned{};
+    return argv;
+  }
+
+  // NAME: value pairs in file order; names as a shell would take them, and
+  // none of those warrend sets itself.
+  std::vector<std::pair<std::string, std::string>> readEnv(const Field& field) {
+    std::vector<std::pair<std::string, std::string>> variables;
+    bool all_read = true;
+    for (const Field& variable : entries(field)) {
+      all_read = attempt([&] {
+                   const std::string& name = variable.name;
+                   if (!isEnvName(name)) {
+                     fail(variable.key.Mark(), variable.path,
+                          "an environment variable name is made of letters, digits and '_', not "
+                          "starting with a digit; got '" +
+                              name + "'");
+                   }
+                   if (name == "WARREN_QUEUE" || name == "WARREN_PROTOCOL") {
+                     fail(variable.key.Mark(), variable.path,
+                          "reserved: warrend sets WARREN_QUEUE and WARREN_PROTOCOL itself");
+                   }
+                   if (!variable.value.IsScalar()) failType(variable, "a scalar");
+                   variables.emplace_back(name, variable.value.Scalar());
+                 }) &&
+                 all_read;
+    }
+    if (!all_read) throw Abandoned{};
+    return variables;
+  }
+
+  // An existing directory, relative paths against the configuration file's.
+  // Checked here, so that --check-config refuses what a start would refuse.
+  fs::path readDirectory(const Field& field, const KeySpec& spec) {
+    const fs::path directory =
+        withoutTrailingSlash((base_dir_ / readString(field, spec)).lexically_normal());
+    std::error_code error;
+    const fs::file_status status = fs::status(directory, error);
+    if (error) failValue(field, "cannot use '" + directory.string() + "': " + error.message());
+    if (!fs::is_directory(status)) {
+      failValue(field, "'" + directory.string() + "' is not a directory");
+    }
+    if (::access(directory.c_str(), X_OK) != 0) {
+      const std::string why = std::error_code(errno, std::generic_category()).message();
+      failValue(field, "cannot enter '" + directory.string() + "': " + why);
+    }
+    return directory;
   }
 
   // The optional keys of a queue entry.
@@ -1010,6 +1187,9 @@ bool operator==(const QueueConfig& a, const QueueConfig& b) {
                       });
   };
   return a.name == b.name && a.handler == b.handler && a.plugin_path == b.plugin_path &&
+         a.isolation == b.isolation && a.command == b.command && a.env == b.env &&
+         a.working_directory == b.working_directory &&
+         a.worker_restart_backoff_max == b.worker_restart_backoff_max &&
          a.consumers == b.consumers && a.prefetch == b.prefetch &&
          a.max_body_bytes == b.max_body_bytes && a.max_reply_bytes == b.max_reply_bytes &&
          a.handler_timeout == b.handler_timeout && a.durable == b.durable &&

@@ -16,6 +16,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -82,10 +83,29 @@ struct QueueOption {
   SourceMark mark;    // of the key
 };
 
+// Where a queue's handler runs.
+enum class Isolation {
+  kNone,     // in warrend's process (a plugin; the default)
+  kProcess,  // in worker processes warrend supervises (always so for `handler: exec`)
+};
+
+// The handler name that stands for a program instead of a plugin.
+inline constexpr const char* kExecHandler = "exec";
+
 struct QueueConfig {
   std::string name;
-  std::string handler;                // plugin name
-  std::filesystem::path plugin_path;  // <plugins.dir>/<handler>.so, absolute
+  std::string handler;                // plugin name, or "exec"
+  std::filesystem::path plugin_path;  // <plugins.dir>/<handler>.so, absolute; empty for exec
+  Isolation isolation = Isolation::kNone;
+  // handler: exec. `command` is the program and its arguments (argv, never
+  // empty for exec), `env` the variables added to warrend's environment (in
+  // file order), `working_directory` absolute (default: the config file's
+  // directory).
+  std::vector<std::string> command;
+  std::vector<std::pair<std::string, std::string>> env;
+  std::filesystem::path working_directory;
+  // The longest wait before restarting a worker that keeps failing.
+  std::chrono::milliseconds worker_restart_backoff_max{std::chrono::seconds(1)};
   int consumers = 5;
   int prefetch = 1;
   std::size_t max_body_bytes = 1024 * 1024;
@@ -111,13 +131,16 @@ struct QueueConfig {
   SourceMark mark;          // of the queue entry
   SourceMark handler_mark;  // of the `handler` value
   SourceMark options_mark;  // of the `options` key, or the entry when absent
+
+  bool isExec() const { return handler == kExecHandler; }
 };
 
 // Compares what serving a queue depends on: name, handler, plugin path,
-// consumers, prefetch, body and reply limits, declare settings and options (key and value,
-// in file order). Where the queue sits in the file (path, marks) is left out, so
-// that a reload can tell an unchanged queue from a changed one after lines
-// above it moved.
+// isolation, command, env (in file order), working directory, worker restart
+// backoff, consumers, prefetch, body and reply limits, handler timeout, declare
+// settings and options (key and value, in file order). Where the queue sits in
+// the file (path, marks) is left out, so that a reload can tell an unchanged
+// queue from a changed one after lines above it moved.
 bool operator==(const QueueConfig& a, const QueueConfig& b);
 
 // A TCP address to listen on: an IP address literal and a port.

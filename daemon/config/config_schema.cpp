@@ -35,17 +35,20 @@ std::string boolText(bool value) { return value ? "true" : "false"; }
 constexpr std::array<KeySpec, 6> kTopKeys = {{
     {"broker", KeyType::kMap, false, noDefault, 0, 0,
      "Where the broker is and how to stay connected."},
-    {"plugins", KeyType::kMap, true, nullptr, 0, 0, "Where the handler plugins are."},
+    {"plugins", KeyType::kMap, false, noDefault, 0, 0,
+     "Where the handler plugins are. Required unless every queue is `handler: exec`."},
     {"logging", KeyType::kMap, false, noDefault, 0, 0, "How much warrend logs."},
     {"metrics", KeyType::kMap, false, noDefault, 0, 0,
      "The Prometheus metrics and readiness endpoint."},
     {"shutdown", KeyType::kMap, false, noDefault, 0, 0, "How a stop treats requests in progress."},
     {"queues", KeyType::kSequence, true, nullptr, 0, 0,
-     "The queues served, at least one: each maps a queue to a handler plugin."},
+     "The queues served, at least one: each maps a queue to a handler plugin, or to a program "
+     "(`handler: exec`)."},
 }};
 
 constexpr std::array<std::string_view, 2> kLoginMechanisms = {"plain", "external"};
 constexpr std::array<std::string_view, 2> kQueueTypes = {"classic", "quorum"};
+constexpr std::array<std::string_view, 2> kIsolations = {"none", "process"};
 
 constexpr std::array<KeySpec, 9> kBrokerKeys = {{
     {"url", KeyType::kStrings, false, [] { return BrokerConfig{}.urls.front(); }, 0, 0,
@@ -154,13 +157,41 @@ constexpr std::array<KeySpec, 1> kShutdownKeys = {{
      "On shutdown, how long in-flight requests may take to finish."},
 }};
 
-constexpr std::array<KeySpec, 14> kQueueKeys = {{
+constexpr std::array<KeySpec, 19> kQueueKeys = {{
     {"name", KeyType::kString, true, nullptr, 1, 255,
      "Queue name: not starting with `amq.` (reserved by the broker), unique among the queues of "
      "the file."},
     {"handler", KeyType::kString, true, nullptr, 1, 0,
      "Plugin name: letters, digits, `_` and `-` only. The plugin is loaded from "
-     "`<plugins.dir>/<handler>.so`."},
+     "`<plugins.dir>/<handler>.so`. `exec` is reserved: it runs the program of `command` instead "
+     "of a plugin (see docs/exec-handlers.md), so a plugin file called `exec.so` cannot be "
+     "served."},
+    {"isolation", KeyType::kString, false, [] { return std::string("none"); }, 0, 0,
+     "Where the handler runs. `none`: the plugin is loaded in warrend's process. `process`: the "
+     "plugin is loaded in worker processes supervised by warrend, one per consumer; a worker that "
+     "crashes costs only the request it held (answered `handler_crashed`) and is restarted with "
+     "backoff (`worker_restart_backoff_max`); a worker still holding a request at its deadline is "
+     "killed (`deadline_exceeded`). `handler: exec` is always `process`. See "
+     "docs/exec-handlers.md.",
+     kIsolations},
+    {"command", KeyType::kSequence, false, noDefault, 0, 0,
+     "`handler: exec` only, and required there: the program and its arguments, one non-empty "
+     "string per item (`argv`), e.g. `[python3, handler.py]`. No shell is involved. An `argv[0]` "
+     "without a `/` is looked up in `PATH`; a relative one with a `/` is relative to "
+     "`working_directory`."},
+    {"env", KeyType::kMap, false, emptyMap, 0, 0,
+     "`handler: exec` only: environment variables the program gets on top of warrend's own, "
+     "`NAME: value` (each value a scalar, passed as written). A name is letters, digits and `_`, "
+     "not starting with a digit; `WARREN_QUEUE` and `WARREN_PROTOCOL` are set by warrend and "
+     "cannot be given."},
+    {"working_directory", KeyType::kString, false, noDefault, 1, 0,
+     "`handler: exec` only: the program's working directory; it must exist. A relative path is "
+     "relative to the configuration file's directory, which is also the default."},
+    {"worker_restart_backoff_max", KeyType::kDuration, false,
+     [] { return formatDuration(QueueConfig{}.worker_restart_backoff_max); }, 0, ms(hours(1)),
+     "`isolation: process` or `handler: exec` only: the longest wait before restarting a worker "
+     "that keeps failing: failures in a row wait twice as long each time, up to this; a good "
+     "reply resets the wait (see docs/exec-handlers.md)."},
     {"consumers", KeyType::kInteger, false, [] { return std::to_string(QueueConfig{}.consumers); },
      1, 1000, "Requests handled in parallel on this queue."},
     {"prefetch", KeyType::kInteger, false, [] { return std::to_string(QueueConfig{}.prefetch); }, 1,

@@ -78,8 +78,8 @@ TEST_P(BadConfigTest, ReportsRuleWithLocation) {
 }
 
 const char* const kQueueKeys =
-    "name, handler, consumers, prefetch, max_body_bytes, max_reply_bytes, handler_timeout, "
-    "durable, auto_delete, "
+    "name, handler, isolation, command, env, working_directory, worker_restart_backoff_max, "
+    "consumers, prefetch, max_body_bytes, max_reply_bytes, handler_timeout, durable, auto_delete, "
     "type, delivery_limit, dead_letter, arguments, options";
 const char* const kDurationForm =
     "expected a duration with a unit: ms, s, m or h (e.g. 250ms, 10s, 1.5s, 2m, 1h)";
@@ -687,6 +687,12 @@ TEST(QueueConfigEqualityTest, EveryServingSettingMatters) {
       {"option key", [](QueueConfig& q) { q.options[0].key = "kind"; }},
       {"option removed", [](QueueConfig& q) { q.options.pop_back(); }},
       {"option order", [](QueueConfig& q) { std::swap(q.options[0], q.options[1]); }},
+      {"isolation", [](QueueConfig& q) { q.isolation = Isolation::kProcess; }},
+      {"command", [](QueueConfig& q) { q.command.emplace_back("python3"); }},
+      {"env", [](QueueConfig& q) { q.env.emplace_back("MODE", "fast"); }},
+      {"working_directory", [](QueueConfig& q) { q.working_directory = "/srv"; }},
+      {"worker_restart_backoff_max",
+       [](QueueConfig& q) { q.worker_restart_backoff_max = milliseconds{5000}; }},
   };
   for (const auto& [what, change] : changes) {
     QueueConfig changed = sampleQueue();
@@ -893,6 +899,11 @@ TEST(ConfigSchemaTest, DefaultsAreTheLoadersDefaults) {
   EXPECT_NE(queues.find("| `name` | string | required | 1 to 255 bytes |"), std::string::npos)
       << queues;
   EXPECT_NE(queues.find("| `consumers` | integer | `5` | 1 to 1000 |"), std::string::npos)
+      << queues;
+  EXPECT_NE(queues.find("| `isolation` | string | `none` | `none`, `process` |"), std::string::npos)
+      << queues;
+  EXPECT_NE(queues.find("| `worker_restart_backoff_max` | duration | `1s` | 0s to 1h |"),
+            std::string::npos)
       << queues;
 }
 
@@ -1195,6 +1206,188 @@ TEST(QueueKindConfigTest, RulesOfQuorumQueuesAreExplained) {
 TEST(QueueKindConfigTest, AChangedDeadLetterQueueIsAChangedQueue) {
   EXPECT_FALSE(queueOf("dead_letter: {exchange: x, queue: a}") ==
                queueOf("dead_letter: {exchange: x, queue: b}"));
+}
+
+// ---------------------------------------------------------------------------
+// Exec handlers and isolation: where a queue's handler runs.
+
+// A queue `jobs` with `handler: exec` and `entry`, in a file without plugins.
+std::string execYaml(const std::string& entry) {
+  return "queues:\n  - {name: jobs, handler: exec, " + entry + "}\n";
+}
+
+QueueConfig execQueueOf(const std::string& entry) {
+  return parseConfig(execYaml(entry), "inline.yaml").queues.at(0);
+}
+
+std::string execErrorOf(const std::string& entry) { return parseErrorOf(execYaml(entry)); }
+
+TEST(ExecConfigTest, ExecQueueRunsAProgramAndNeedsNoPlugins) {
+  const TempFile file("warren.yaml",
+                      "queues:\n"
+                      "  - name: jobs\n"
+                      "    handler: exec\n"
+                      "    command: [python3, handler.py, --port, 8080]\n"
+                      "    env:\n"
+                      "      ZETA: last\n"
+                      "      ALPHA: 1\n"
+                      "      _EMPTY: \"\"\n"
+                      "    working_directory: ./run/\n"
+                      "    worker_restart_backoff_max: 30s\n");
+  fs::create_directory(file.dir() / "run");
+  const Config config = loadConfig(file.path());
+
+  EXPECT_TRUE(config.plugin_dir.empty());
+  ASSERT_EQ(config.queues.size(), 1U);
+  const QueueConfig& queue = config.queues[0];
+  EXPECT_TRUE(queue.isExec());
+  EXPECT_EQ(queue.isolation, Isolation::kProcess);  // without `isolation` written
+  EXPECT_TRUE(queue.plugin_path.empty());
+  EXPECT_EQ(queue.command, (std::vector<std::string>{"python3", "handler.py", "--port", "8080"}));
+  const std::vector<std::pair<std::string, std::string>> env = {
+      {"ZETA", "last"}, {"ALPHA", "1"}, {"_EMPTY", ""}};  // in file order, as written
+  EXPECT_EQ(queue.env, env);
+  EXPECT_EQ(queue.working_directory, (file.dir() / "run").lexically_normal());
+  EXPECT_TRUE(queue.working_directory.is_absolute());
+  EXPECT_EQ(queue.worker_restart_backoff_max, milliseconds{30000});
+}
+
+TEST(ExecConfigTest, WorkingDirectoryDefaultsToTheConfigFilesDirectory) {
+  const TempFile file("warren.yaml",
+                      "queues: [{name: jobs, handler: exec, command: [./handler]}]\n");
+  const QueueConfig queue = loadConfig(file.path()).queues.at(0);
+  EXPECT_EQ(queue.working_directory, file.dir().lexically_normal());
+  EXPECT_TRUE(queue.env.empty());
+  EXPECT_EQ(queue.worker_restart_backoff_max, milliseconds{1000});
+
+  const Config relative = parseConfig(execYaml("command: [x]"), "./etc/../warren.yaml");
+  EXPECT_EQ(relative.queues.at(0).working_directory, fs::current_path());
+  // A plugin queue has none: it runs no program.
+  EXPECT_TRUE(queueOf("isolation: process").working_directory.empty());
+}
+
+TEST(ExecConfigTest, PluginsAreRequiredAsSoonAsOneQueueIsAPlugin) {
+  EXPECT_EQ(parseErrorOf("queues:\n"
+                         "  - {name: a, handler: exec, command: [x]}\n"
+                         "  - {name: b, handler: h}\n"),
+            "inline.yaml:1:1: plugins: required key is missing");
+  // A handler that cannot be read counts as a plugin.
+  EXPECT_EQ(parseErrorOf("queues: [{name: a, command: [x]}]\n"),
+            "inline.yaml:1:1: plugins: required key is missing\n"
+            "inline.yaml:1:10: queues[0].handler: required key is missing");
+  // Beside plugins, an exec queue still has no plugin path.
+  const Config mixed = parseConfig(
+      "plugins: {dir: /p}\n"
+      "queues: [{name: a, handler: \"exec\", command: [x]}, {name: b, handler: h}]\n",
+      "inline.yaml");
+  EXPECT_TRUE(mixed.queues.at(0).plugin_path.empty());
+  EXPECT_EQ(mixed.queues.at(0).isolation, Isolation::kProcess);
+  EXPECT_EQ(mixed.queues.at(1).plugin_path, fs::path("/p/h.so"));
+  EXPECT_EQ(mixed.queues.at(1).isolation, Isolation::kNone);
+}
+
+TEST(ExecConfigTest, IsolationProcessRunsAPluginInWorkers) {
+  const QueueConfig queue = queueOf("isolation: process, worker_restart_backoff_max: 0s");
+  EXPECT_EQ(queue.isolation, Isolation::kProcess);
+  EXPECT_EQ(queue.plugin_path, fs::path("/p/h.so"));
+  EXPECT_TRUE(queue.command.empty());
+  EXPECT_EQ(queue.worker_restart_backoff_max, milliseconds{0});
+  EXPECT_EQ(queueOf("isolation: none").isolation, Isolation::kNone);
+  EXPECT_EQ(queueOf("type: classic").isolation, Isolation::kNone);
+  EXPECT_EQ(execQueueOf("command: [x], isolation: process").isolation, Isolation::kProcess);
+}
+
+TEST(ExecConfigTest, IsolationRulesAreExplained) {
+  EXPECT_EQ(queueErrorOf("isolation: container"),
+            "inline.yaml:3:41: queues[0].isolation: must be one of none, process; got "
+            "'container'");
+  EXPECT_EQ(execErrorOf("command: [x], isolation: none"),
+            "inline.yaml:2:58: queues[0].isolation: `handler: exec` always runs in its own "
+            "processes; remove `isolation` or set it to process");
+  EXPECT_EQ(queueErrorOf("worker_restart_backoff_max: 5s"),
+            "inline.yaml:3:58: queues[0].worker_restart_backoff_max: only for `isolation: "
+            "process` or `handler: exec`");
+  EXPECT_EQ(queueErrorOf("isolation: none, worker_restart_backoff_max: 5s"),
+            "inline.yaml:3:75: queues[0].worker_restart_backoff_max: only for `isolation: "
+            "process` or `handler: exec`");
+  EXPECT_EQ(execErrorOf("command: [x], worker_restart_backoff_max: 2h"),
+            "inline.yaml:2:75: queues[0].worker_restart_backoff_max: must be at most 1h, got 2h");
+}
+
+TEST(ExecConfigTest, CommandIsRequiredForExecAndOnlyThere) {
+  EXPECT_EQ(execErrorOf("consumers: 2"),
+            "inline.yaml:2:5: queues[0].command: required key is missing: `handler: exec` runs "
+            "the program it names, e.g. command: [python3, handler.py]");
+  EXPECT_EQ(queueErrorOf("command: [python3, h.py]"),
+            "inline.yaml:3:39: queues[0].command: `command` is only for `handler: exec`");
+  EXPECT_EQ(execErrorOf("command: []"),
+            "inline.yaml:2:42: queues[0].command: must name at least the program");
+  EXPECT_EQ(execErrorOf("command: python3 h.py"),
+            "inline.yaml:2:42: queues[0].command: expected a sequence of strings: the program "
+            "and its arguments, got 'python3 h.py'");
+  // Every bad item is reported.
+  EXPECT_EQ(execErrorOf("command: [python3, '', {a: b}]"),
+            "inline.yaml:2:52: queues[0].command[1]: must not be empty\n"
+            "inline.yaml:2:56: queues[0].command[2]: expected a string, got a map");
+  // Unknown handler: checked on its own, not against it.
+  EXPECT_EQ(parseErrorOf("plugins: {dir: /p}\nqueues: [{name: a, handler: ../x, command: [x]}]\n"),
+            "inline.yaml:2:29: queues[0].handler: must be a plugin name made of letters, digits, "
+            "'_' and '-', got '../x'");
+}
+
+TEST(ExecConfigTest, EnvNamesAreCheckedAndWarrensOwnAreReserved) {
+  EXPECT_EQ(queueErrorOf("env: {A: b}"),
+            "inline.yaml:3:35: queues[0].env: `env` is only for `handler: exec`");
+  EXPECT_EQ(execErrorOf("command: [x], env: {WARREN_QUEUE: q, OK: 1, WARREN_PROTOCOL: 2}"),
+            "inline.yaml:2:53: queues[0].env.WARREN_QUEUE: reserved: warrend sets WARREN_QUEUE "
+            "and WARREN_PROTOCOL itself\n"
+            "inline.yaml:2:77: queues[0].env.WARREN_PROTOCOL: reserved: warrend sets "
+            "WARREN_QUEUE and WARREN_PROTOCOL itself");
+  EXPECT_EQ(execErrorOf("command: [x], env: {1X: a, A-B: b, C: [d]}"),
+            "inline.yaml:2:53: queues[0].env.1X: an environment variable name is made of letters, "
+            "digits and '_', not starting with a digit; got '1X'\n"
+            "inline.yaml:2:60: queues[0].env.A-B: an environment variable name is made of "
+            "letters, digits and '_', not starting with a digit; got 'A-B'\n"
+            "inline.yaml:2:71: queues[0].env.C: expected a scalar, got a sequence");
+  EXPECT_EQ(execErrorOf("command: [x], env: [A=b]"),
+            "inline.yaml:2:52: queues[0].env: expected a map, got a sequence");
+}
+
+TEST(ExecConfigTest, WorkingDirectoryMustBeAnExistingDirectory) {
+  const TempFile file("not_a_dir", "");
+  EXPECT_EQ(execErrorOf("command: [x], working_directory: /nonexistent/warren"),
+            "inline.yaml:2:66: queues[0].working_directory: cannot use '/nonexistent/warren': No "
+            "such file or directory");
+  EXPECT_EQ(execErrorOf("command: [x], working_directory: " + file.path().string()),
+            "inline.yaml:2:66: queues[0].working_directory: '" + file.path().string() +
+                "' is not a directory");
+  EXPECT_EQ(queueErrorOf("working_directory: /"),
+            "inline.yaml:3:49: queues[0].working_directory: `working_directory` is only for "
+            "`handler: exec`");
+  EXPECT_EQ(execQueueOf("command: [x], working_directory: /tmp/").working_directory,
+            fs::path("/tmp"));
+}
+
+// One pass reports every mistake of an exec queue.
+TEST(ExecConfigTest, ReportsEveryErrorOfAnExecQueue) {
+  EXPECT_EQ(execErrorOf("isolation: none, env: {WARREN_QUEUE: q}, working_directory: ''"),
+            "inline.yaml:2:5: queues[0].command: required key is missing: `handler: exec` runs "
+            "the program it names, e.g. command: [python3, handler.py]\n"
+            "inline.yaml:2:44: queues[0].isolation: `handler: exec` always runs in its own "
+            "processes; remove `isolation` or set it to process\n"
+            "inline.yaml:2:56: queues[0].env.WARREN_QUEUE: reserved: warrend sets WARREN_QUEUE "
+            "and WARREN_PROTOCOL itself\n"
+            "inline.yaml:2:93: queues[0].working_directory: must not be empty");
+}
+
+TEST(ExecConfigTest, AChangedProgramIsAChangedQueue) {
+  const QueueConfig queue = execQueueOf("command: [a, b], env: {X: '1', Y: '2'}");
+  EXPECT_EQ(queue, execQueueOf("command: [a, b], env: {X: '1', Y: '2'}"));
+  EXPECT_NE(queue, execQueueOf("command: [a, c], env: {X: '1', Y: '2'}"));
+  EXPECT_NE(queue, execQueueOf("command: [a, b], env: {X: '1', Y: '3'}"));
+  EXPECT_NE(queue, execQueueOf("command: [a, b], env: {Y: '2', X: '1'}"));
+  EXPECT_NE(queue, execQueueOf("command: [a, b], env: {X: '1', Y: '2'}, working_directory: /"));
+  EXPECT_NE(queueOf("isolation: none"), queueOf("isolation: process"));
 }
 
 }  // namespace
