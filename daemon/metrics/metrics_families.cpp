@@ -67,6 +67,12 @@ MetricsFamilies::MetricsFamilies(const std::string& version)
                                  "deadline had passed when the request arrived: the handler was "
                                  "not run) or handling (the handler returned after it: its "
                                  "reply was replaced).")),
+      worker_events_(counter(*registry_, "warren_worker_events_total",
+                             "Handler worker processes (isolation: process, handler: exec), by "
+                             "event: crash (it died or broke the worker protocol while holding a "
+                             "request: answered handler_crashed), kill (killed at a request's "
+                             "deadline: answered deadline_exceeded) or restart (started again "
+                             "after either).")),
       consumers_connected_(gauge(*registry_, "warren_consumers_connected",
                                  "Consumers of the queue currently subscribed on the broker.")),
       consumers_configured_(gauge(*registry_, "warren_consumers_configured",
@@ -129,6 +135,14 @@ QueueSeries MetricsFamilies::acquire(const std::string& queue, const std::string
     Labels handling = labels;
     handling.emplace("stage", "handling");
     series.deadline_exceeded_handling = &deadline_exceeded_.Add(handling);
+    const auto event = [&](const char* name) {
+      Labels with_event = labels;
+      with_event.emplace("event", name);
+      return &worker_events_.Add(with_event);
+    };
+    series.worker_restarts = event("restart");
+    series.worker_crashes = event("crash");
+    series.worker_kills = event("kill");
   }
   QueueSeries series = entry.series;
   series.consumers_connected = queue_entry.consumers_connected;
@@ -192,6 +206,9 @@ void MetricsFamilies::removeHandlerSeries(const QueueSeries& series) {
   replies_nacked_.Remove(series.replies_nacked);
   deadline_exceeded_.Remove(series.deadline_exceeded_queued);
   deadline_exceeded_.Remove(series.deadline_exceeded_handling);
+  worker_events_.Remove(series.worker_restarts);
+  worker_events_.Remove(series.worker_crashes);
+  worker_events_.Remove(series.worker_kills);
 }
 
 void MetricsFamilies::setPluginInfo(const std::string& handler, const std::string& plugin,

@@ -40,6 +40,9 @@ struct QueueSeries {
   prometheus::Counter* replies_nacked = nullptr;
   prometheus::Counter* deadline_exceeded_queued = nullptr;    // {stage="queued"}
   prometheus::Counter* deadline_exceeded_handling = nullptr;  // {stage="handling"}
+  prometheus::Counter* worker_restarts = nullptr;             // {event="restart"}
+  prometheus::Counter* worker_crashes = nullptr;              // {event="crash"}
+  prometheus::Counter* worker_kills = nullptr;                // {event="kill"}
   // {queue}
   prometheus::Gauge* consumers_connected = nullptr;
   prometheus::Gauge* consumers_configured = nullptr;
@@ -104,6 +107,7 @@ class MetricsFamilies {
   prometheus::Family<prometheus::Counter>& replies_returned_;
   prometheus::Family<prometheus::Counter>& replies_nacked_;
   prometheus::Family<prometheus::Counter>& deadline_exceeded_;
+  prometheus::Family<prometheus::Counter>& worker_events_;
   prometheus::Family<prometheus::Gauge>& consumers_connected_;
   prometheus::Family<prometheus::Gauge>& consumers_configured_;
   prometheus::Family<prometheus::Counter>& connection_attempts_;

@@ -17,13 +17,14 @@ enum class Outcome {
   kInternal,
   kUnavailable,
   kDeadlineExceeded,
+  kHandlerCrashed,
   kNoReplyTo,     // no reply_to: acked without a reply
   kRequeued,      // handed back to the broker unhandled (drain at shutdown or queue removal)
   kReplyRefused,  // no reply can reach reply_to: acked (or dead-lettered) without one
   kLost,  // not acked: reply publish failed, connection lost or closed at the drain deadline
 };
 
-inline constexpr std::array<Outcome, 11> kAllOutcomes = {
+inline constexpr std::array<Outcome, 12> kAllOutcomes = {
     Outcome::kOk,
     Outcome::kInvalidArgument,
     Outcome::kOutOfRange,
@@ -31,6 +32,7 @@ inline constexpr std::array<Outcome, 11> kAllOutcomes = {
     Outcome::kInternal,
     Outcome::kUnavailable,
     Outcome::kDeadlineExceeded,
+    Outcome::kHandlerCrashed,
     Outcome::kNoReplyTo,
     Outcome::kRequeued,
     Outcome::kReplyRefused,
@@ -46,7 +48,7 @@ struct ErrorCodeInfo {
   std::string_view meaning;
 };
 
-inline constexpr std::array<ErrorCodeInfo, 6> kErrorCodes = {{
+inline constexpr std::array<ErrorCodeInfo, 7> kErrorCodes = {{
     {WARREN_ERROR_INVALID_ARGUMENT, "invalid_argument", Outcome::kInvalidArgument,
      "the request is malformed"},
     {WARREN_ERROR_OUT_OF_RANGE, "out_of_range", Outcome::kOutOfRange,
@@ -58,6 +60,8 @@ inline constexpr std::array<ErrorCodeInfo, 6> kErrorCodes = {{
      "a dependency of the handler is down"},
     {WARREN_ERROR_DEADLINE_EXCEEDED, "deadline_exceeded", Outcome::kDeadlineExceeded,
      "the request's deadline passed before its reply was ready"},
+    {WARREN_ERROR_HANDLER_CRASHED, "handler_crashed", Outcome::kHandlerCrashed,
+     "the handler's worker process died or broke the worker protocol"},
 }};
 
 // The row of `code`; a code this host does not know is "internal", as it is

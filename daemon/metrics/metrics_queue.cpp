@@ -40,6 +40,9 @@ QueueCounts QueueMetrics::counts() const {
   counts.nacked = read(series_.replies_nacked);
   counts.deadline_queued = read(series_.deadline_exceeded_queued);
   counts.deadline_handling = read(series_.deadline_exceeded_handling);
+  counts.worker_crashes = read(series_.worker_crashes);
+  counts.worker_kills = read(series_.worker_kills);
+  counts.worker_restarts = read(series_.worker_restarts);
   counts.reply_failures = read(series_.reply_publish_failures);
   counts.sessions_lost = read(series_.sessions_lost);
   counts.blocked = read(series_.broker_blocked);

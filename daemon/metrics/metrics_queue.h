@@ -32,6 +32,9 @@ struct QueueCounts {
   std::uint64_t nacked = 0;             // replies refused (basic.nack)
   std::uint64_t deadline_queued = 0;    // deadline_exceeded before the handler ran
   std::uint64_t deadline_handling = 0;  // deadline_exceeded after it ran
+  std::uint64_t worker_crashes = 0;     // worker processes that crashed
+  std::uint64_t worker_kills = 0;       // worker processes killed at a deadline
+  std::uint64_t worker_restarts = 0;    // worker processes started again
   std::uint64_t reply_failures = 0;     // reply publishes that failed
   std::uint64_t sessions_lost = 0;      // consuming sessions lost
   std::uint64_t blocked = 0;            // connection.blocked notifications
@@ -71,6 +74,11 @@ class QueueMetrics {
   // arrival (the handler was not run) / when its handler returned.
   void deadlineExceededQueued() noexcept { series_.deadline_exceeded_queued->Increment(); }
   void deadlineExceededHandling() noexcept { series_.deadline_exceeded_handling->Increment(); }
+  // Handler worker processes: one died or broke the protocol holding a
+  // request, one was killed at a deadline, one was started again.
+  void workerCrashed() noexcept { series_.worker_crashes->Increment(); }
+  void workerKilled() noexcept { series_.worker_kills->Increment(); }
+  void workerRestarted() noexcept { series_.worker_restarts->Increment(); }
 
   // --- consumers and connections {queue}
 

@@ -46,6 +46,8 @@ bool knownErrorCode(warren_error_code code) noexcept {
     case WARREN_ERROR_UNAVAILABLE:
     case WARREN_ERROR_DEADLINE_EXCEEDED:
       return true;
+    case WARREN_ERROR_HANDLER_CRASHED:  // the host's own: a plugin that sets it is wrong
+      return false;
   }
   return false;
 }

@@ -73,7 +73,11 @@ typedef enum warren_error_code {
    * reply was ready. The host answers it so on its own (the handler is then
    * not run, or its late reply is replaced); a handler may return it too,
    * e.g. when a dependency cannot answer within warren_request.deadline_ms. */
-  WARREN_ERROR_DEADLINE_EXCEEDED = 6
+  WARREN_ERROR_DEADLINE_EXCEEDED = 6,
+  /* since 1.1: "handler_crashed": the handler's worker process died, or
+   * broke the worker protocol, while it held the request (isolation:
+   * process, handler: exec). Set by the host only. */
+  WARREN_ERROR_HANDLER_CRASHED = 7
 } warren_error_code;
 
 /* Log levels for warren_host_api.log. */

@@ -237,9 +237,9 @@ Exposition scrape(std::uint16_t port) {
 
 // The series of the brief's families, for assertions.
 const std::vector<std::string> kOutcomeNames = {
-    "ok",          "invalid_argument",  "out_of_range", "too_large", "internal",
-    "unavailable", "deadline_exceeded", "no_reply_to",  "requeued",  "reply_refused",
-    "lost"};
+    "ok",          "invalid_argument", "out_of_range",      "too_large",
+    "internal",    "unavailable",      "deadline_exceeded", "handler_crashed",
+    "no_reply_to", "requeued",         "reply_refused",     "lost"};
 const std::vector<std::string> kBucketBounds = {
     "5e-05", "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
     "0.1",   "0.25",   "0.5",     "1",      "2.5",   "5",      "10",    "30",   "60",    "+Inf"};
@@ -288,6 +288,11 @@ TEST_F(MetricsTest, EverySeriesExistsAtZeroOnceTheQueueIsAdded) {
   EXPECT_EQ(scraped.value("warren_deadline_exceeded_total", with(labels, "stage", "queued")), 0);
   EXPECT_EQ(scraped.value("warren_deadline_exceeded_total", with(labels, "stage", "handling")), 0);
   EXPECT_EQ(scraped.matching("warren_deadline_exceeded_total").size(), 2u);
+  for (const std::string event : {"crash", "kill", "restart"}) {
+    EXPECT_EQ(scraped.value("warren_worker_events_total", with(labels, "event", event)), 0)
+        << event;
+  }
+  EXPECT_EQ(scraped.matching("warren_worker_events_total").size(), 3u);
   for (const std::string& le : kBucketBounds) {
     EXPECT_EQ(scraped.value("warren_handler_duration_seconds_bucket", with(labels, "le", le)), 0)
         << le;
@@ -325,6 +330,7 @@ TEST_F(MetricsTest, FamiliesFollowPrometheusNaming) {
       {"warren_replies_returned_total", "counter"},
       {"warren_replies_nacked_total", "counter"},
       {"warren_deadline_exceeded_total", "counter"},
+      {"warren_worker_events_total", "counter"},
       {"warren_consumers_connected", "gauge"},
       {"warren_consumers_configured", "gauge"},
       {"warren_broker_connection_attempts_total", "counter"},
@@ -343,7 +349,7 @@ TEST_F(MetricsTest, FamiliesFollowPrometheusNaming) {
     for (const auto& [label, value] : sample.labels) {
       EXPECT_TRUE(label == "queue" || label == "handler" || label == "outcome" ||
                   label == "result" || label == "le" || label == "version" || label == "plugin" ||
-                  label == "abi" || label == "stage")
+                  label == "abi" || label == "stage" || label == "event")
           << sample.name << " has label " << label;
     }
   }
