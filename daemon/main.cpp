@@ -11,6 +11,7 @@
 #include "config.h"
 #include "config_check.h"
 #include "plugin_instance.h"
+#include "plugin_worker.h"
 #include "service_notifier.h"
 #include "supervisor.h"
 
@@ -84,7 +85,7 @@ warren::Config loadConfig(const Options& options) {
   if (!options.plugin_dir.empty()) {
     config.plugin_dir = std::filesystem::absolute(options.plugin_dir);
     for (auto& queue : config.queues) {
-      queue.plugin_path = config.plugin_dir / (queue.handler + ".so");
+      if (!queue.isExec()) queue.plugin_path = config.plugin_dir / (queue.handler + ".so");
     }
   }
   if (!options.log_level.empty()) config.logging.level = options.log_level;
@@ -280,6 +281,11 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A worker of an `isolation: process` queue (started by warrend itself,
+  // not a command line for people): no CLI, no daemon.
+  if (argc >= 2 && std::string_view(argv[1]) == warren::kHandlerWorkerFlag) {
+    return warren::runPluginWorker(std::vector<std::string>(argv + 2, argv + argc));
+  }
   const int status = run(argc, argv);
   exit_expected.store(true);
   return status;

@@ -1,5 +1,7 @@
 #include "config_check.h"
 
+#include "worker_process.h"
+
 #include <spdlog/logger.h>
 #include <spdlog/sinks/null_sink.h>
 
@@ -38,6 +40,16 @@ std::vector<std::string> checkConfig(const Config& config) {
   auto quiet =
       std::make_shared<spdlog::logger>("check", std::make_shared<spdlog::sinks::null_sink_mt>());
   for (const QueueConfig& queue : config.queues) {
+    if (queue.isExec()) {
+      // What a start would run; the program itself is not started.
+      std::string why_not;
+      const WorkerCommand command{{}, queue.command, queue.env, queue.working_directory};
+      if (resolveExecutable(command, why_not).empty()) {
+        errors.push_back(
+            formatConfigError(config.file, queue.handler_mark, queue.path + ".command", why_not));
+      }
+      continue;
+    }
     std::shared_ptr<const PluginLibrary> library;
     try {
       library = PluginLibrary::load(queue.plugin_path);

@@ -800,13 +800,19 @@ void QueueConnection::runHandler(const warren_request& request, ConsumerChannel&
   const auto took = Clock::now() - started;
   rt_.metrics->observeHandler(took);
   const std::int64_t late_ms = epochMs(std::chrono::system_clock::now()) - channel.deadline_ms;
-  if (late_ms > 0) {
+  // A worker pool answers deadline_exceeded itself when it kills a worker
+  // at the deadline: counted and logged the same, its message kept.
+  const bool answered_at_deadline = channel.reply.error &&
+                                    channel.reply.error->code == WARREN_ERROR_DEADLINE_EXCEEDED &&
+                                    late_ms >= 0;
+  if (late_ms > 0 || answered_at_deadline) {
     // Nobody waits for the reply any more (or, without a header, the
     // handler overran handler_timeout): the same answer as a request that
     // arrived late, so that a caller sees one outcome for one cause.
     rt_.metrics->deadlineExceededHandling();
     const auto took_ms = std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
-    if (const auto held_back = deadline_log_.admit(Clock::now())) {
+    const auto held_back = answered_at_deadline ? std::nullopt : deadline_log_.admit(Clock::now());
+    if (held_back) {  // the pool logged its kill itself
       rt_.logger->warn(
           "handler returned {} ms after the deadline of request (correlation_id '{}'; it ran {} "
           "ms{}): deadline_exceeded reply instead of its own ({} more answered so since the last "
@@ -816,13 +822,15 @@ void QueueConnection::runHandler(const warren_request& request, ConsumerChannel&
     }
     channel.reply.body.clear();
     channel.reply.content_type.clear();
-    channel.reply.error =
-        HandlerError{WARREN_ERROR_DEADLINE_EXCEEDED,
-                     "the handler returned " + std::to_string(late_ms) + " ms after the deadline" +
-                         (channel.deadline_from_header
-                              ? std::string()
-                              : " (handler_timeout " +
-                                    std::to_string(rt_.queue.handler_timeout.count()) + " ms)")};
+    if (!answered_at_deadline) {
+      channel.reply.error = HandlerError{
+          WARREN_ERROR_DEADLINE_EXCEEDED,
+          "the handler returned " + std::to_string(late_ms) + " ms after the deadline" +
+              (channel.deadline_from_header
+                   ? std::string()
+                   : " (handler_timeout " + std::to_string(rt_.queue.handler_timeout.count()) +
+                         " ms)")};
+    }
   }
   // Lossy between threads (a load and a store), which an average may be.
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(took).count();

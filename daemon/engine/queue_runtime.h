@@ -9,7 +9,7 @@
 #include "broker_url.h"
 #include "config.h"
 #include "metrics_queue.h"
-#include "plugin_instance.h"
+#include "handler.h"
 #include "queue_health.h"
 #include "request_policy.h"
 #include "stop_signal.h"
@@ -34,7 +34,7 @@ struct BrokerSettings {
 
 struct QueueRuntime {
   QueueRuntime(QueueConfig queue_config, BrokerSettings broker_settings,
-               std::shared_ptr<const PluginInstance> handler_instance,
+               std::shared_ptr<const Handler> handler_instance,
                std::shared_ptr<spdlog::logger> queue_logger,
                std::shared_ptr<QueueMetrics> queue_metrics)
       : queue(std::move(queue_config)),
@@ -47,7 +47,7 @@ struct QueueRuntime {
 
   const QueueConfig queue;
   const BrokerSettings broker;
-  const std::shared_ptr<const PluginInstance> handler;
+  const std::shared_ptr<const Handler> handler;
   const std::shared_ptr<spdlog::logger> logger;
   const std::shared_ptr<QueueMetrics> metrics;
   QueueHealth health;

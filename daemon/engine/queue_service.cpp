@@ -4,7 +4,7 @@ namespace warren {
 
 QueueService::QueueService(QueueConfig queue, BrokerSettings broker,
                            std::chrono::milliseconds drain_timeout,
-                           std::shared_ptr<const PluginInstance> handler,
+                           std::shared_ptr<const Handler> handler,
                            std::shared_ptr<spdlog::logger> logger,
                            std::shared_ptr<QueueMetrics> metrics)
     : drain_timeout_(drain_timeout),

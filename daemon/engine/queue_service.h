@@ -23,7 +23,7 @@ namespace warren {
 class QueueService {
  public:
   QueueService(QueueConfig queue, BrokerSettings broker, std::chrono::milliseconds drain_timeout,
-               std::shared_ptr<const PluginInstance> handler,
+               std::shared_ptr<const Handler> handler,
                std::shared_ptr<spdlog::logger> logger, std::shared_ptr<QueueMetrics> metrics);
   // Stops (as requestStop) and joins.
   ~QueueService();

@@ -3,6 +3,8 @@
 #include "broker_url.h"
 #include "config_check.h"
 #include "plugin_instance.h"
+#include "plugin_worker.h"
+#include "worker_pool.h"
 
 #include <spdlog/spdlog.h>
 
@@ -46,11 +48,23 @@ std::string redactedUrls(const BrokerConfig& broker) {
 // warrend of a cluster's clients, whatever their configuration order.
 std::size_t randomFirstAddress() { return std::random_device{}(); }
 
+// "python3 sum_handler.py", for the log.
+std::string joinArguments(const std::vector<std::string>& arguments) {
+  std::string text;
+  for (const std::string& argument : arguments) {
+    if (!text.empty()) text += ' ';
+    text += argument;
+  }
+  return text;
+}
+
 }  // namespace
 
-Supervisor::Supervisor(Config config, std::shared_ptr<spdlog::sinks::sink> sink)
+Supervisor::Supervisor(Config config, std::shared_ptr<spdlog::sinks::sink> sink,
+                       std::filesystem::path worker_program)
     : config_(std::move(config)),
       sink_(std::move(sink)),
+      worker_program_(std::move(worker_program)),
       logger_(makeLogger("warrend", config_.logging.level)),
       metrics_(WARREN_VERSION),
       broker_(brokerSettings(config_)),
@@ -69,6 +83,7 @@ void Supervisor::publishPluginInfo() {
   for (const std::string& handler : plugin_info_handlers_) metrics_.removePluginInfo(handler);
   plugin_info_handlers_.clear();
   for (const ServedQueue& queue : queues_) {
+    if (!queue.library) continue;  // handler: exec
     const PluginLibrary& library = *queue.library;
     metrics_.setPluginInfo(queue.config.handler, library.name(), library.version(),
                            library.descriptor().abi_major, library.descriptor().abi_minor);
@@ -95,31 +110,81 @@ Supervisor::ServedQueue Supervisor::build(const Config& config, const QueueConfi
                                           const BrokerSettings& broker) {
   ServedQueue served;
   served.config = queue;
-  try {
-    served.library = catalog_.load(queue.plugin_path);
-  } catch (const PluginError& e) {
-    throw ConfigError(pluginErrorMessage(config, queue, e));
-  }
   served.logger = makeLogger(queue.name, config.logging.level);
-  std::shared_ptr<const PluginInstance> instance;
-  try {
-    instance = std::make_shared<const PluginInstance>(served.library, queue.name,
-                                                      optionPairs(queue), served.logger);
-  } catch (const PluginOptionError& e) {
-    throw ConfigError(optionErrorMessage(config, queue, e));
-  }
-  const PluginLibrary& library = *served.library;
-  logger_->info("queue '{}': handler {} {} ({}), {} consumer(s), prefetch {}, max body {} bytes",
-                queue.name, library.name(), library.version(), library.path().string(),
-                queue.consumers, queue.prefetch, queue.max_body_bytes);
   served.metrics = metrics_.addQueue(queue.name, queue.handler, queue.consumers);
+  std::shared_ptr<const Handler> handler;
+  if (queue.isExec()) {
+    handler =
+        startWorkers(config, queue, served,
+                     WorkerCommand{{}, queue.command, queue.env, queue.working_directory}, "");
+    logger_->info(
+        "queue '{}': handler exec [{}] in {}, {} worker(s), prefetch {}, max body {} "
+        "bytes",
+        queue.name, joinArguments(queue.command), queue.working_directory.string(), queue.consumers,
+        queue.prefetch, queue.max_body_bytes);
+  } else {
+    try {
+      served.library = catalog_.load(queue.plugin_path);
+    } catch (const PluginError& e) {
+      throw ConfigError(pluginErrorMessage(config, queue, e));
+    }
+    std::shared_ptr<const PluginInstance> instance;
+    try {
+      // With isolation, created here only to check the options (as
+      // --check-config does) and destroyed at once: the workers serve.
+      instance = std::make_shared<const PluginInstance>(served.library, queue.name,
+                                                        optionPairs(queue), served.logger);
+    } catch (const PluginOptionError& e) {
+      throw ConfigError(optionErrorMessage(config, queue, e));
+    }
+    if (queue.isolation == Isolation::kProcess) {
+      instance.reset();
+      std::vector<std::string> argv = {"warrend"};
+      for (std::string& argument :
+           pluginWorkerArguments(served.library->path().string(), queue.name)) {
+        argv.push_back(std::move(argument));
+      }
+      handler = startWorkers(config, queue, served,
+                             WorkerCommand{worker_program_, std::move(argv), {}, "/"},
+                             pluginOptionsFrame(optionPairs(queue)));
+    } else {
+      handler = std::move(instance);
+    }
+    const PluginLibrary& library = *served.library;
+    logger_->info(
+        "queue '{}': handler {} {} ({}){}, {} consumer(s), prefetch {}, max body {} bytes",
+        queue.name, library.name(), library.version(), library.path().string(),
+        queue.isolation == Isolation::kProcess ? " in worker processes" : "", queue.consumers,
+        queue.prefetch, queue.max_body_bytes);
+  }
   BrokerSettings queue_broker = broker;
   queue_broker.connection.connection_name = "warrend " + queue.name;
   queue_broker.first_address = next_first_address_++;
   served.service =
       std::make_unique<QueueService>(queue, std::move(queue_broker), config.shutdown.drain_timeout,
-                                     std::move(instance), served.logger, served.metrics);
+                                     std::move(handler), served.logger, served.metrics);
   return served;
+}
+
+std::shared_ptr<const Handler> Supervisor::startWorkers(const Config& config,
+                                                        const QueueConfig& queue,
+                                                        const ServedQueue& served,
+                                                        WorkerCommand command,
+                                                        std::string init_bytes) {
+  WorkerPoolSettings settings;
+  settings.queue = queue.name;
+  settings.command = std::move(command);
+  settings.workers = queue.consumers;
+  settings.max_reply_bytes = queue.max_reply_bytes;
+  settings.restart_backoff_max = queue.worker_restart_backoff_max;
+  settings.init_bytes = std::move(init_bytes);
+  try {
+    return std::make_shared<const WorkerPool>(std::move(settings), served.logger, served.metrics);
+  } catch (const std::system_error& e) {
+    throw ConfigError(formatConfigError(
+        config.file, queue.handler_mark, queue.path + (queue.isExec() ? ".command" : ".handler"),
+        std::string("cannot start the handler's workers: ") + e.what()));
+  }
 }
 
 void Supervisor::warnOfUnverifiedTls(const BrokerConfig& broker) const {
@@ -163,7 +228,7 @@ ReloadSummary Supervisor::reload(Config next) {
     if (current != queues_.end() && !broker_changed && current->config == queue) {
       std::shared_ptr<const PluginLibrary> library;
       try {
-        library = catalog_.load(queue.plugin_path);
+        if (!queue.isExec()) library = catalog_.load(queue.plugin_path);
       } catch (const PluginError& e) {
         throw ConfigError(pluginErrorMessage(next, queue, e));
       }
@@ -244,8 +309,9 @@ std::size_t Supervisor::reap() {
       continue;
     }
     if (it->service->abandonedHandlers()) ++abandoned_by_reloads_;
-    logger_->info("queue '{}' ({} {}): retired", it->config.name, it->library->name(),
-                  it->library->version());
+    logger_->info("queue '{}' ({} {}): retired", it->config.name,
+                  it->library ? it->library->name() : it->config.handler,
+                  it->library ? it->library->version() : "");
     gone.push_back(std::move(*it));
     it = retiring_.erase(it);
   }

@@ -6,10 +6,12 @@
 #include "metrics.h"
 #include "plugin_catalog.h"
 #include "queue_service.h"
+#include "worker_process.h"
 
 #include <spdlog/sinks/sink.h>
 
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -29,8 +31,12 @@ class Supervisor {
  public:
   // Loads every plugin and creates every handler instance. Problems with a
   // plugin file or its options throw ConfigError pointing at the line of
-  // the queue's `handler` or `options`. Logs go to `sink`.
-  Supervisor(Config config, std::shared_ptr<spdlog::sinks::sink> sink);
+  // the queue's `handler` or `options`. Logs go to `sink`. `worker_program`
+  // is what `isolation: process` queues start as their workers, with
+  // `--handler-worker`: warrend itself (another warrend binary when the
+  // supervisor runs inside a test).
+  Supervisor(Config config, std::shared_ptr<spdlog::sinks::sink> sink,
+             std::filesystem::path worker_program = "/proc/self/exe");
   ~Supervisor();
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
@@ -86,13 +92,18 @@ class Supervisor {
  private:
   struct ServedQueue {
     QueueConfig config;
-    std::shared_ptr<const PluginLibrary> library;
+    std::shared_ptr<const PluginLibrary> library;  // null for handler: exec
     std::shared_ptr<spdlog::logger> logger;
     std::shared_ptr<QueueMetrics> metrics;
     std::unique_ptr<QueueService> service;
   };
 
   ServedQueue build(const Config& config, const QueueConfig& queue, const BrokerSettings& broker);
+  // The worker pool of an isolated or exec queue; ConfigError at the
+  // queue's handler line when its workers cannot start.
+  std::shared_ptr<const Handler> startWorkers(const Config& config, const QueueConfig& queue,
+                                              const ServedQueue& served, WorkerCommand command,
+                                              std::string init_bytes);
   std::shared_ptr<spdlog::logger> makeLogger(const std::string& name,
                                              const std::string& level) const;
   void serveMetrics(const MetricsConfig& config);
@@ -105,6 +116,7 @@ class Supervisor {
 
   Config config_;
   std::shared_ptr<spdlog::sinks::sink> sink_;
+  std::filesystem::path worker_program_;
   std::shared_ptr<spdlog::logger> logger_;
   Metrics metrics_;
   PluginCatalog catalog_;

@@ -1,6 +1,7 @@
 // One handler instance of a plugin, created for one queue with its options.
 #pragma once
 
+#include "handler.h"
 #include "handler_reply.h"
 #include "plugin_library.h"
 
@@ -26,7 +27,7 @@ class PluginOptionError : public std::runtime_error {
   std::string key_;
 };
 
-class PluginInstance {
+class PluginInstance final : public Handler {
  public:
   // Calls the plugin's create() with `options`. Throws PluginOptionError when
   // it refuses them (or returns NULL without saying why). `logger` receives
@@ -35,14 +36,12 @@ class PluginInstance {
                  const std::vector<std::pair<std::string, std::string>>& options,
                  std::shared_ptr<spdlog::logger> logger);
   // Calls destroy(). The caller guarantees no handle() is running.
-  ~PluginInstance();
-  PluginInstance(const PluginInstance&) = delete;
-  PluginInstance& operator=(const PluginInstance&) = delete;
+  ~PluginInstance() override;
 
   // Runs the handler for one request; thread-safe as the plugin's handle()
   // is. `request.queue` and `struct_size` are filled in here. Whatever the
   // plugin wrote through the host API lands in `reply`, which is reset first.
-  void handle(warren_request request, HandlerReply& reply) const noexcept;
+  void handle(warren_request request, HandlerReply& reply) const noexcept override;
 
   const PluginLibrary& library() const noexcept { return *library_; }
   const std::string& queue() const noexcept { return queue_; }

@@ -67,6 +67,25 @@ TEST(Warrend, RefusesAMissingPluginNamingTheHandlerLine) {
   EXPECT_NE(output.find("does not exist"), std::string::npos) << output;
 }
 
+// An exec queue's program is looked up by --check-config (not started) and
+// by a start, which refuses it the same way: exit 78 at the queue's line.
+TEST(Warrend, CheckConfigAndStartRefuseAnExecProgramThatIsNotThere) {
+  const ConfigFile config("exec.yaml", daemonYaml(broker().port(),
+                                                  "  - name: q\n    handler: exec\n"
+                                                  "    command: [no-such-handler-program, x]\n"));
+  std::string checked;
+  EXPECT_EQ(exitCodeOf({"--check-config", config.path()}, &checked), 78) << checked;
+  EXPECT_NE(checked.find(": queues[0].command: 'no-such-handler-program' is not found in PATH"),
+            std::string::npos)
+      << checked;
+  std::string started;
+  EXPECT_EQ(exitCodeOf({"--config", config.path()}, &started), 78) << started;
+  EXPECT_NE(started.find(": queues[0].command: cannot start the handler's workers: "
+                         "'no-such-handler-program' is not found in PATH"),
+            std::string::npos)
+      << started;
+}
+
 TEST(Warrend, RefusesAFileThatIsNotAWarrenPlugin) {
   const ConfigFile config("notplugin.yaml",
                           daemonYaml(broker().port(), "  - name: q\n    handler: no_entry\n", "",

@@ -30,9 +30,10 @@ class SeedEnvironment : public BrokerEnvironment {
 
 const auto* const kBroker = ::testing::AddGlobalTestEnvironment(new SeedEnvironment());
 
-TEST(SeedInterop, TheSeedClientGetsItsTenSumsFromWarrend) {
+// Runs the seed's client unchanged against a warrend serving `sum`: its 10
+// calls each answered with the right sum.
+void expectTheSeedClientsTenSums(RunningDaemon& daemon, const std::string& served_by) {
   ASSERT_TRUE(std::filesystem::exists(kSeedDir + "/client.py")) << kSeedDir;
-  RunningDaemon daemon(daemonYaml(kSeedPort, "  - name: sum\n    handler: sum\n"));
   const auto started = std::chrono::steady_clock::now();
   ChildProcess client({"/usr/bin/python3", "client.py"}, kSeedDir);
   const auto code = client.waitExit(std::chrono::seconds(60));
@@ -54,10 +55,29 @@ TEST(SeedInterop, TheSeedClientGetsItsTenSumsFromWarrend) {
     ++answers;
   }
   EXPECT_EQ(answers, 10) << output;
-  std::printf("seed client: 10 calls answered in %lld ms (python start-up included)\n",
-              static_cast<long long>(elapsed.count()));
+  std::printf("seed client: 10 calls answered by %s in %lld ms (python start-up included)\n",
+              served_by.c_str(), static_cast<long long>(elapsed.count()));
   daemon.stop();  // counted after the ack: read once the consumers are gone
   EXPECT_EQ(daemon.counters("sum").replied, 10u);
+}
+
+TEST(SeedInterop, TheSeedClientGetsItsTenSumsFromWarrend) {
+  RunningDaemon daemon(daemonYaml(kSeedPort, "  - name: sum\n    handler: sum\n"));
+  expectTheSeedClientsTenSums(daemon, "the sum plugin");
+}
+
+// The same client, served by the Python exec handler of examples/exec-python
+// (docs/exec-handlers.md) through warrend: the handler protocol carries the
+// seed's sum protocol unchanged.
+TEST(SeedInterop, TheSeedClientGetsItsTenSumsFromThePythonExecExample) {
+  const std::string example = std::string(WARREN_SOURCE_DIR) + "/examples/exec-python";
+  RunningDaemon daemon(daemonYaml(kSeedPort,
+                                  "  - name: sum\n    handler: exec\n"
+                                  "    command: [python3, sum_handler.py]\n"
+                                  "    working_directory: " +
+                                      example + "\n    consumers: 2\n"));
+  expectTheSeedClientsTenSums(daemon, "examples/exec-python/sum_handler.py");
+  EXPECT_EQ(daemon.counters("sum").worker_crashes, 0u);
 }
 
 // The other direction: warren's client against the seed's server.py,

@@ -54,7 +54,7 @@ RunningDaemon::RunningDaemon(const std::string& yaml, bool wait_consuming)
     : sink_(std::make_shared<CapturingSink>()) {
   sink_->set_pattern("%H:%M:%S.%e [%n] [%l] %v");
   Config config = parseConfig(yaml, "test.yaml");
-  supervisor_ = std::make_unique<Supervisor>(std::move(config), sink_);
+  supervisor_ = std::make_unique<Supervisor>(std::move(config), sink_, WARREND_BINARY);
   supervisor_->start();
   if (wait_consuming) {
     EXPECT_TRUE(
