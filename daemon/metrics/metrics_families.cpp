@@ -69,10 +69,10 @@ MetricsFamilies::MetricsFamilies(const std::string& version)
                                  "reply was replaced).")),
       worker_events_(counter(*registry_, "warren_worker_events_total",
                              "Handler worker processes (isolation: process, handler: exec), by "
-                             "event: crash (it died or broke the worker protocol while holding a "
-                             "request: answered handler_crashed), kill (killed at a request's "
-                             "deadline: answered deadline_exceeded) or restart (started again "
-                             "after either).")),
+                             "event: crash (it died or broke the worker protocol; while holding "
+                             "a request, that request is answered handler_crashed), kill (killed "
+                             "at a request's deadline: answered deadline_exceeded) or restart "
+                             "(started again after any of those or after it exited).")),
       consumers_connected_(gauge(*registry_, "warren_consumers_connected",
                                  "Consumers of the queue currently subscribed on the broker.")),
       consumers_configured_(gauge(*registry_, "warren_consumers_configured",

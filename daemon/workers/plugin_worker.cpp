@@ -78,8 +78,8 @@ std::vector<std::pair<std::string, std::string>> readOptions(const WorkerFrame& 
 
 // Reads from `fd` into `reader` until it holds a whole frame; nullopt at
 // the end of the stream between frames. Throws std::runtime_error.
-std::optional<WorkerFrame> readFrame(int fd, FrameReader& reader) {
-  std::array<char, 65536> buffer{};
+std::optional<WorkerFrame> readFrame(int fd, FrameReader& reader, std::string& buffer) {
+  buffer.resize(64 * 1024);
   for (;;) {
     if (auto frame = reader.next()) return frame;
     const ssize_t got = read(fd, buffer.data(), buffer.size());
@@ -132,10 +132,11 @@ int runPluginWorker(const std::vector<std::string>& arguments) {
   }
   FrameStreams streams;
   FrameReader reader(kMaxRequestBytes);
+  std::string buffer;  // what read() fills, reused
   std::unique_ptr<PluginInstance> instance;
   try {
     streams = takeFrameStreams();
-    const auto options = readFrame(streams.in, reader);
+    const auto options = readFrame(streams.in, reader, buffer);
     if (!options) return 0;  // ended before it was needed
     auto logger = std::make_shared<spdlog::logger>(
         arguments[1], std::make_shared<spdlog::sinks::stderr_sink_mt>());
@@ -167,7 +168,7 @@ int runPluginWorker(const std::vector<std::string>& arguments) {
   std::string out;
   for (;;) {
     try {
-      auto frame = readFrame(streams.in, reader);
+      auto frame = readFrame(streams.in, reader, buffer);
       if (!frame) return 0;  // warrend is done with this worker
       const DecodedRequest decoded(std::move(*frame));
       handling->store(true);

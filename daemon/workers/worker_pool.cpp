@@ -21,6 +21,8 @@ namespace {
 constexpr std::chrono::milliseconds kDyingGrace{200};
 // At shutdown, how long the workers may take to exit after their stdin closed.
 constexpr std::chrono::milliseconds kFinishGrace{2000};
+// The most read from a worker's stdout at once.
+constexpr std::size_t kReadBytes = 64 * 1024;
 // The first wait of a worker that keeps failing.
 constexpr std::chrono::milliseconds kFirstBackoff{10};
 
@@ -210,26 +212,30 @@ void WorkerPool::checkIdle(Slot& slot) const {
   std::array<pollfd, 2> fds{{{process.stdoutFd(), POLLIN, 0}, {process.pidFd(), POLLIN, 0}}};
   if (poll(fds.data(), fds.size(), 0) <= 0) return;  // the usual case: waiting for a request
   const pid_t pid = process.pid();
-  std::array<char, 256> sample{};
+  std::array<char, 256> sample;  // NOLINT: filled by read()
   const ssize_t got =
       fds[0].revents != 0 ? read(process.stdoutFd(), sample.data(), sample.size()) : 0;
-  if (fds[1].revents != 0 && got <= 0) {
+  // Its stdout closes a moment before it is seen to exit: give it that moment.
+  const bool exited = fds[1].revents != 0 || (got == 0 && process.waitExited(kDyingGrace));
+  std::string what;
+  if (got > 0) {
+    what = "wrote output between requests: '" +
+           escapeForLog(std::string_view(sample.data(), static_cast<std::size_t>(got)), 64) + "'";
+  } else if (!exited) {
+    what = "closed its stdout between requests";
+  }
+  const std::string how = process.reap(std::chrono::milliseconds(0));
+  if (what.empty() && process.exitedCleanly()) {
     // It ended after its last reply: no request lost, so no crash; it is
     // started again for this one.
-    logger_->info("worker {} {} between requests", pid, process.reap(std::chrono::milliseconds(0)));
+    logger_->info("worker {} {} between requests", pid, how);
     slot.process.reset();
     return;
   }
-  // Output nobody asked for (or its stdout closed): the protocol is broken
-  // before this request reached it, so this request is not the one lost.
-  const std::string what =
-      got > 0
-          ? "wrote output between requests: '" +
-                escapeForLog(std::string_view(sample.data(), static_cast<std::size_t>(got)), 64) +
-                "'"
-          : std::string("closed its stdout between requests");
-  logger_->error("worker {} {}; killed", pid, what);
-  process.reap(std::chrono::milliseconds(0));
+  // The protocol broke, or it died, before this request reached it: not
+  // the one lost, but a failure all the same (counted, backed off).
+  logger_->error("worker {} {} between requests{}", pid, what.empty() ? how : what,
+                 what.empty() ? "" : "; killed");
   failed(slot);
   metrics_->workerCrashed();
 }
@@ -237,7 +243,7 @@ void WorkerPool::checkIdle(Slot& slot) const {
 void WorkerPool::exchange(Slot& slot, const warren_request& request, Clock::time_point deadline,
                           HandlerReply& reply) const {
   WorkerProcess& process = *slot.process;
-  const std::uint64_t id = slot.next_id++;
+  const std::uint64_t id = slot.next_id;
   slot.out.clear();
   if (!slot.initialised) {
     slot.out = settings_.init_bytes;
@@ -253,8 +259,10 @@ void WorkerPool::exchange(Slot& slot, const warren_request& request, Clock::time
                  " bytes, the most a worker frame carries");
     return;
   }
+  ++slot.next_id;
   std::size_t written = 0;
-  std::array<char, 65536> buffer{};
+  std::string& buffer = slot.in;
+  buffer.resize(kReadBytes);
   bool exited = false;
   for (;;) {
     const bool writing = written < slot.out.size();
@@ -279,7 +287,7 @@ void WorkerPool::exchange(Slot& slot, const warren_request& request, Clock::time
       if (put > 0) {
         written += static_cast<std::size_t>(put);
       } else if (put < 0 && errno == EPIPE) {
-        return crashed(slot, request, "", reply);  // it is gone, or closed its stdin
+        return crashed(slot, request, "", reply, "closed its stdin");  // or it is gone
       } else if (put < 0 && errno != EAGAIN && errno != EINTR) {
         return crashed(slot, request, std::string("cannot be written to (") + strerror(errno) + ")",
                        reply);
@@ -327,7 +335,7 @@ void WorkerPool::exchange(Slot& slot, const warren_request& request, Clock::time
 }
 
 void WorkerPool::crashed(Slot& slot, const warren_request& request, const std::string& broke,
-                         HandlerReply& reply) const {
+                         HandlerReply& reply, const char* closed) const {
   WorkerProcess& process = *slot.process;
   const pid_t pid = process.pid();
   // A moment to exit on its own, so that its stderr can say why.
@@ -335,7 +343,7 @@ void WorkerPool::crashed(Slot& slot, const warren_request& request, const std::s
   const std::string how = process.reap(std::chrono::milliseconds(0));
   std::string what;
   if (broke.empty()) {
-    what = ended ? how : "closed its stdout and was killed";
+    what = ended ? how : std::string(closed) + " and was killed";
   } else {
     what = broke + (ended ? ", then " + how : " and was killed");
   }

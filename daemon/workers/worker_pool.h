@@ -69,6 +69,7 @@ class WorkerPool final : public Handler {
     Clock::time_point restart_at{};
     bool initialised = true;  // init_bytes sent (or none to send)
     std::string out;          // the request frame being written
+    std::string in;           // what is read from its stdout
     explicit Slot(std::size_t max_reply_bytes) : reader(max_reply_bytes) {}
   };
   class Checkout;
@@ -84,9 +85,9 @@ class WorkerPool final : public Handler {
   void exchange(Slot& slot, const warren_request& request, Clock::time_point deadline,
                 HandlerReply& reply) const;
   // `broke`: how it broke the protocol ("wrote a malformed reply: ..."),
-  // empty when it just ended (or closed its stdout).
+  // empty when it just ended, or closed the stream `closed` names.
   void crashed(Slot& slot, const warren_request& request, const std::string& broke,
-               HandlerReply& reply) const;
+               HandlerReply& reply, const char* closed = "closed its stdout") const;
   void killAtDeadline(Slot& slot, const warren_request& request, HandlerReply& reply) const;
 
   const WorkerPoolSettings settings_;

@@ -223,7 +223,9 @@ std::string WorkerProcess::reap(std::chrono::milliseconds grace) {
   stdin_.reset();
   stdout_.reset();
   pidfd_.reset();
-  return done == pid_ ? describeStatus(status) : "not reaped: " + std::string(strerror(errno));
+  if (done != pid_) return "not reaped: " + std::string(strerror(errno));
+  clean_exit_ = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  return describeStatus(status);
 }
 
 }  // namespace warren

@@ -84,6 +84,8 @@ class WorkerProcess {
   // and reaps it. Returns how it ended: "exited with status 3", "was killed
   // by signal 11 (Segmentation fault)".
   std::string reap(std::chrono::milliseconds grace);
+  // After reap(): true when it exited with status 0 on its own.
+  bool exitedCleanly() const noexcept { return clean_exit_; }
 
  private:
   pid_t pid_ = -1;
@@ -91,6 +93,7 @@ class WorkerProcess {
   OwnedFd stdin_;
   OwnedFd stdout_;
   bool reaped_ = false;
+  bool clean_exit_ = false;
 };
 
 }  // namespace warren

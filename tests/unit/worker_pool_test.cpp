@@ -4,16 +4,16 @@
 
 #include <dirent.h>
 #include <poll.h>
-#include <sys/syscall.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 #include <spdlog/sinks/base_sink.h>
 
 #include <chrono>
-#include <csignal>
 #include <condition_variable>
+#include <csignal>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -202,20 +202,35 @@ TEST_F(WorkerPoolTest, AWorkerPastTheDeadlineIsKilledAndAnsweredDeadlineExceeded
   EXPECT_EQ(metrics_->counts().worker_crashes, 0u);
 }
 
-TEST_F(WorkerPoolTest, AReplyFollowedByAnExitIsNoCrash) {
-  const auto pool = fixturePool();
-  const pid_t first = std::stoi(call(*pool, "pid").body);
-  const int exited = static_cast<int>(syscall(SYS_pidfd_open, first, 0));
+// Waits until `pid` has exited (a pidfd: an event, not a timer).
+void awaitExit(pid_t pid) {
+  const int exited = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   ASSERT_GE(exited, 0);
-  EXPECT_EQ(call(*pool, "reply-exit").body, "bye");
-  // Once it has gone, as it would between two requests far apart.
   pollfd gone{exited, POLLIN, 0};
   ASSERT_EQ(poll(&gone, 1, 10000), 1);
   close(exited);
+}
+
+TEST_F(WorkerPoolTest, AReplyFollowedByAnExitIsNoCrash) {
+  const auto pool = fixturePool();
+  const pid_t first = std::stoi(call(*pool, "pid").body);
+  EXPECT_EQ(call(*pool, "reply-exit").body, "bye");
+  awaitExit(first);  // as it would between two requests far apart
   const pid_t second = std::stoi(call(*pool, "pid").body);
   EXPECT_NE(first, second);
   EXPECT_EQ(metrics_->counts().worker_crashes, 0u);
   EXPECT_EQ(metrics_->counts().worker_restarts, 1u);
+}
+
+TEST_F(WorkerPoolTest, ADeathBetweenRequestsIsACrashThatCostsNoRequest) {
+  const auto pool = fixturePool();
+  const pid_t first = std::stoi(call(*pool, "pid").body);
+  EXPECT_EQ(call(*pool, "reply-segv").body, "bye");
+  awaitExit(first);
+  EXPECT_EQ(call(*pool, "2,2").body, "4");  // served by the worker started again
+  EXPECT_EQ(metrics_->counts().worker_crashes, 1u);
+  EXPECT_EQ(metrics_->counts().worker_restarts, 1u);
+  EXPECT_TRUE(sink_->waitFor("was killed by signal 11 (Segmentation fault) between requests"));
 }
 
 TEST_F(WorkerPoolTest, StderrLinesGoToTheLog) {
