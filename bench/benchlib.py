@@ -24,6 +24,33 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def tree_cpu_seconds(pid):
+    """User + system CPU time of a process and of its descendants so far: the
+    live ones (a warrend's worker processes) and those reaped (a restarted
+    worker). For a process without children, cpu_seconds()."""
+    children = {}
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        stats[int(entry)] = fields
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        fields = stats.get(current)
+        if fields is None:
+            continue
+        total += sum(int(fields[i]) for i in (11, 12, 13, 14))
+        pending.extend(children.get(current, []))
+    return total / TICK
+
+
 def proc_status(pid, key):
     """A field of /proc/PID/status as an integer (VmRSS in kB, Threads)."""
     with open("/proc/%d/status" % pid) as status:
