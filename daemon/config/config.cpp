@@ -940,6 +940,12 @@ class Parser {
     } else if (exec == true) {
       config.working_directory = withoutTrailingSlash(base_dir_.lexically_normal());
     }
+    if (const Field* options = find(fields, "options"); options != nullptr && exec == true) {
+      attempt([&] {
+        failValue(*options,
+                  "`options` are a plugin's; a program takes its settings from `command` or `env`");
+      });
+    }
     if (const Field* backoff = find(fields, "worker_restart_backoff_max")) {
       const bool backoff_read =
           read(fields, section, "worker_restart_backoff_max", config.worker_restart_backoff_max);

@@ -231,7 +231,7 @@ constexpr std::array<KeySpec, 19> kQueueKeys = {{
      "and every quoted value)."},
     {"options", KeyType::kMap, false, emptyMap, 0, 0,
      "Plugin-specific settings. Each value must be a scalar; it is passed to the plugin as "
-     "written (as text), and the plugin validates it."},
+     "written (as text), and the plugin validates it. Not for `handler: exec`."},
 }};
 
 constexpr std::array<SectionSpec, 10> kSections = {{

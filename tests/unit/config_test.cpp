@@ -1335,6 +1335,14 @@ TEST(ExecConfigTest, CommandIsRequiredForExecAndOnlyThere) {
             "'_' and '-', got '../x'");
 }
 
+TEST(ExecConfigTest, OptionsAreAPluginsNotAPrograms) {
+  const std::string error = execErrorOf("command: [h], options: {a: 1}");
+  EXPECT_NE(error.find("queues[0].options: `options` are a plugin's; a program takes its "
+                       "settings from `command` or `env`"),
+            std::string::npos)
+      << error;
+}
+
 TEST(ExecConfigTest, EnvNamesAreCheckedAndWarrensOwnAreReserved) {
   EXPECT_EQ(queueErrorOf("env: {A: b}"),
             "inline.yaml:3:35: queues[0].env: `env` is only for `handler: exec`");
