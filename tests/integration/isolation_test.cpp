@@ -152,7 +152,9 @@ TEST(Isolation, EachMarkedRequestGetsItsErrorEveryOtherItsAnswerAndTheOtherQueue
 
   const QueueCounts isolated = daemon.counters("isolated");
   EXPECT_EQ(isolated.worker_crashes, 4u * kRounds);
-  EXPECT_GE(isolated.worker_kills, 1u);  // the first "hang" cannot wait 1.5 s in the queue
+  // Which: how long each "hang" waited in the queue, long under a sanitizer
+  // (workers are slow to start again). The kill itself is asserted by
+  // HandlerTimeoutKillsAWorkerHoldingARequestWithoutADeadline.
   EXPECT_EQ(isolated.worker_kills + isolated.deadline_queued, 1u * kRounds);
   EXPECT_EQ(isolated.deadline_handling, isolated.worker_kills);
   // Restarted lazily, on a worker's next request: the last failure of
