@@ -73,6 +73,7 @@ QueueConnection::QueueConnection(std::shared_ptr<QueueRuntime> runtime)
       dispatches_(rt_.queue.consumers > 1),
       confirm_owner_(rt_.queue.consumers),
       confirm_channel_(static_cast<amqp_channel_t>(rt_.queue.consumers + 1)),
+      confirms_every_reply_(rt_.broker.addresses.size() > 1),
       backoff_(rt_.broker.reconnect.initial_delay, rt_.broker.reconnect.max_delay),
       options_(rt_.broker.connection),
       brokers_(rt_.broker.addresses, rt_.broker.first_address),
@@ -976,7 +977,7 @@ void QueueConnection::publishReply(ConsumerChannel& channel, const HandlerReply&
   const bool direct = isDirectReplyTo(message.reply_to);
   const bool mandatory = !direct;
   try {
-    if (message.persistent) {
+    if (message.persistent || confirms_every_reply_) {
       // A persistent request survives a broker restart, so must its answer:
       // the request is acked once the broker confirmed the reply
       // (confirmReplies()). A connection lost or a broker stopped in between
@@ -990,9 +991,10 @@ void QueueConnection::publishReply(ConsumerChannel& channel, const HandlerReply&
           next_sequence_++, channel.number, message.delivery_tag, identity, Clock::now(), direct});
       connection.publish(confirm_channel_, message.reply_to, properties.get(), body, mandatory);
     } else {
-      // A transient request: reply, then ack, on the same channel. AMQP
-      // keeps their order, so a lost connection means a redelivery, never
-      // an ack without a reply; what could still lose the reply once the
+      // A transient request on a single node: reply, then ack, on the same
+      // channel. AMQP keeps their order and one node routes the reply before
+      // it takes the ack, so a lost connection means a redelivery, never an
+      // ack without a reply; what could still lose the reply once the
       // broker has both (its restart) loses transient replies and requests
       // alike, confirmed or not. A confirm would buy nothing and cost a
       // broker round trip per call (docs/performance.md).

@@ -211,6 +211,15 @@ class QueueConnection : public std::enable_shared_from_this<QueueConnection> {
     return direct ? confirm_owner_ + 1 + channel_owner : channel_owner;
   }
   const amqp_channel_t confirm_channel_;
+  // On a cluster (more than one broker url) transient replies are confirmed
+  // too, their requests acked once they are: the channel keeps the order of
+  // reply and ack, but not where they go. The ack settles the request on
+  // the quorum queue's leader, replicated to the other nodes; the reply
+  // travels to the caller's reply queue on another node by a message of its
+  // own. A node killed in between could keep the ack and lose the reply: a
+  // call lost, never redelivered (cluster_test.cpp,
+  // KillingTheQueueLeaderLosesNoRequest, lost 3 and 8 calls so).
+  const bool confirms_every_reply_;
 
   // The holder's: only the thread holding the connection touches these.
   Backoff backoff_;

@@ -279,6 +279,41 @@ TEST(Delivery, ARefusedOrReturnedReplySendsItsRequestToTheDeadLetterTarget) {
   caller.deleteQueue(dead);
 }
 
+// With more than one broker url (a cluster) a transient request's reply is
+// confirmed before the request is acked: on a cluster the ack and the reply
+// take different paths, and a node lost between them could keep the ack and
+// lose the reply (cluster_test.cpp). Seen here on one node named twice: the
+// reply to a queue that rejects publishes is nacked, which only a confirmed
+// publish can tell (unconfirmed, it would vanish and its request be acked).
+TEST(Delivery, OnAClusterATransientReplyIsConfirmedBeforeItsRequestIsAcked) {
+  const std::string queue = "sum_cluster_transient";
+  std::string yaml = daemonYaml(broker().port(), sumQueue(queue, 1));
+  const auto at = yaml.find("  url: ");
+  yaml.replace(at, yaml.find('\n', at) + 1 - at,
+               "  url:\n    - " + broker().url() + "\n    - " + broker().url() + "\n");
+  RunningDaemon daemon(yaml);
+  std::array<amqp_table_entry_t, 2> full{};
+  full[0].key = amqp_cstring_bytes("x-max-length");
+  full[0].value.kind = AMQP_FIELD_KIND_I64;
+  full[0].value.value.i64 = 0;
+  full[1].key = amqp_cstring_bytes("x-overflow");
+  full[1].value.kind = AMQP_FIELD_KIND_UTF8;
+  full[1].value.value.bytes = amqp_cstring_bytes("reject-publish");
+  CarefulCaller full_caller(broker().port(), "full_transient_replies",
+                            amqp_table_t{static_cast<int>(full.size()), full.data()},
+                            /*durable=*/false);
+  full_caller.send(queue, "1,1", "transient", /*persistent=*/false);
+  ASSERT_TRUE(full_caller.waitConfirmed(std::chrono::seconds(10)));
+  ASSERT_TRUE(daemon.log().waitFor("refused (basic.nack) a reply", std::chrono::seconds(20)));
+  EXPECT_EQ(daemon.counters(queue).nacked, 1u);
+  EXPECT_EQ(daemon.counters(queue).handled, 1u);
+  EXPECT_TRUE(waitUntil([&] { return broker().queueState(queue) == "0 0 1"; },
+                        std::chrono::seconds(10)))
+      << broker().queueState(queue);
+  daemon.stop();
+  full_caller.deleteQueue("full_transient_replies");
+}
+
 // Suspends a queue's Erlang process: the broker can route to it but not
 // confirm what it routed there until resume() (or destruction).
 class SuspendedQueue {
