@@ -78,11 +78,13 @@ QueueConnection::QueueConnection(std::shared_ptr<QueueRuntime> runtime)
       options_(rt_.broker.connection),
       brokers_(rt_.broker.addresses, rt_.broker.first_address),
       assembler_(rt_.queue.max_body_bytes),
+      deferred_inbox_(std::make_shared<DeferredInbox>()),
       deadline_log_(kDeadlineLogInterval) {
   for (int i = 0; i < rt_.queue.consumers; ++i) {
     auto channel = std::make_unique<ConsumerChannel>();
     channel->index = i;
     channel->number = static_cast<amqp_channel_t>(i + 1);
+    channel->reply.sink = deferred_inbox_;
     channels_.push_back(std::move(channel));
   }
 }
@@ -172,6 +174,8 @@ void QueueConnection::workerMain(Worker& self) {
     for (auto& channel : channels_) {
       if (channel->completed.exchange(false)) endRequest(*channel);
     }
+    // Deferred replies completed from now on are freed as they come.
+    deferred_inbox_->close();
     self.exited = true;
     threads_changed_.notify_all();
     return;
@@ -407,6 +411,7 @@ QueueConnection::Served QueueConnection::serveSession() {
 }
 
 void QueueConnection::endSession() noexcept {
+  dropDeferred();
   watched_.reset();
   connection_.reset();
   assembler_.reset();
@@ -465,6 +470,9 @@ QueueConnection::Served QueueConnection::serve() {
       }
     }
     if (auto end = collectCompletions()) return *end;
+    // Completions come also for requests answered without them (counted).
+    if (deferred_inbox_->posted()) collectDeferred();
+    if (!deferred_.empty()) expireDeferred(epochMs(std::chrono::system_clock::now()));
     bool more = true;
     while (more) {
       amqp_frame_t frame;
@@ -486,7 +494,8 @@ QueueConnection::Served QueueConnection::serve() {
     // Cancelled, every delivery that came before the cancel-ok handed back,
     // every handler returned and every reply confirmed (its request acked):
     // nothing more arrives.
-    if (draining_ && !connection.hasBufferedInput() && unconfirmed_.empty() && !anyBusy()) {
+    if (draining_ && !connection.hasBufferedInput() && unconfirmed_.empty() && !anyBusy() &&
+        deferred_.empty()) {
       return Served::kDrained;
     }
     if (more) continue;
@@ -500,11 +509,12 @@ QueueConnection::Served QueueConnection::serve() {
                         std::chrono::milliseconds(1);
       wait = std::clamp(left, std::chrono::milliseconds(1), interval);
     }
-    std::array<pollfd, 3> fds{pollfd{connection.fd(), POLLIN, 0},
-                              pollfd{completions_.fd(), POLLIN, 0},
-                              pollfd{rt_.stop.fd(), POLLIN, 0}};
+    if (!deferred_.empty()) wait = untilDeferredDeadline(wait);
+    std::array<pollfd, 4> fds{
+        pollfd{connection.fd(), POLLIN, 0}, pollfd{completions_.fd(), POLLIN, 0},
+        pollfd{deferred_inbox_->fd(), POLLIN, 0}, pollfd{rt_.stop.fd(), POLLIN, 0}};
     // The stop signal stays readable once raised: watched until draining.
-    const nfds_t watched = draining_ ? 2 : 3;
+    const nfds_t watched = draining_ ? 3 : 4;
     const int ready = ::poll(fds.data(), watched, static_cast<int>(wait.count()));
     if (ready < 0 && errno != EINTR) {
       throw AmqpError(AmqpError::Scope::kConnection, 0, "poll failed");
@@ -799,6 +809,15 @@ void QueueConnection::runHandler(const warren_request& request, ConsumerChannel&
   const auto started = Clock::now();
   rt_.handler->handle(request, channel.reply);
   const auto took = Clock::now() - started;
+  // Lossy between threads (a load and a store), which an average may be.
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(took).count();
+  const auto average = handler_ns_average_.load(std::memory_order_relaxed);
+  handler_ns_average_.store(average + (ns - average) / 8, std::memory_order_relaxed);
+  // A deferred reply is timed, and held to its deadline, when it completes.
+  if (channel.reply.deferred) {
+    channel.handler_started = started;
+    return;
+  }
   rt_.metrics->observeHandler(took);
   const std::int64_t late_ms = epochMs(std::chrono::system_clock::now()) - channel.deadline_ms;
   // A worker pool answers deadline_exceeded itself when it kills a worker
@@ -833,10 +852,6 @@ void QueueConnection::runHandler(const warren_request& request, ConsumerChannel&
                          " ms)")};
     }
   }
-  // Lossy between threads (a load and a store), which an average may be.
-  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(took).count();
-  const auto average = handler_ns_average_.load(std::memory_order_relaxed);
-  handler_ns_average_.store(average + (ns - average) / 8, std::memory_order_relaxed);
 }
 
 std::optional<QueueConnection::Served> QueueConnection::answer(ConsumerChannel& channel) {
@@ -864,6 +879,10 @@ std::optional<QueueConnection::Served> QueueConnection::answer(ConsumerChannel& 
       return Served::kAbandoned;
     case WatchedConnection::Unparked::kHeld:
       break;
+  }
+  if (channel.reply.deferred) {
+    deferReply(channel);
+    return std::nullopt;
   }
   try {
     publishReply(channel, channel.reply);
@@ -912,6 +931,11 @@ std::optional<QueueConnection::Served> QueueConnection::collectCompletions() {
     ConsumerChannel& channel = *owned;
     if (!channel.completed.exchange(false)) continue;
     completions_pending_.fetch_sub(1);
+    if (channel.session == session_ && channel.reply.deferred) {
+      deferReply(channel);
+      if (auto end = runWaiting(channel)) return end;
+      continue;
+    }
     if (channel.session == session_) {
       try {
         publishReply(channel, channel.reply);
@@ -943,6 +967,11 @@ void QueueConnection::beginRequest(ConsumerChannel& channel) {
 }
 
 void QueueConnection::endRequest(ConsumerChannel& channel) {
+  if (channel.reply.deferred) {
+    // Deferred, but never taken into deferred_ (its connection was lost).
+    channel.reply.deferred->answerWithoutPlugin(DeferredReply::Dropped::kConnectionLost);
+    channel.reply.deferred.reset();
+  }
   if (!channel.outcome) rt_.metrics->finished(Outcome::kLost);
   rt_.metrics->inProgressAdd(-1);
   channel.outcome.reset();
@@ -955,8 +984,12 @@ void QueueConnection::finish(ConsumerChannel& channel, Outcome outcome) {
   channel.outcome = outcome;
 }
 
-void QueueConnection::publishReply(ConsumerChannel& channel, const HandlerReply& handler_reply) {
-  const InboundMessage& message = channel.request;
+void QueueConnection::publishReply(ConsumerChannel& channel, const HandlerReply& reply) {
+  finish(channel, sendReply(channel, channel.request, reply));
+}
+
+Outcome QueueConnection::sendReply(ConsumerChannel& channel, const InboundMessage& message,
+                                   const HandlerReply& handler_reply) {
   AmqpConnection& connection = *connection_;
   // A reply the broker cannot take would fail this publish on every
   // redelivery: validate it here and answer an error instead.
@@ -1007,13 +1040,158 @@ void QueueConnection::publishReply(ConsumerChannel& channel, const HandlerReply&
     rt_.metrics->replyPublishFailed();
     throw;
   }
-  // Counted as soon as the publish returned (a failed one ends as `lost`):
-  // the caller may hold the reply a moment before this runs.
-  finish(channel, reply.error ? outcomeOf(reply.error->code) : Outcome::kOk);
   if (reply.error) {
     rt_.logger->debug("error reply {} to '{}': {}", errorCodeName(reply.error->code),
                       escapeForLog(message.reply_to), escapeForLog(reply.error->message));
   }
+  // Counted by the caller as soon as this returned (a failed publish ends
+  // as `lost`): the caller may hold the reply a moment after.
+  return reply.error ? outcomeOf(reply.error->code) : Outcome::kOk;
+}
+
+// ---------------------------------------------------------------- deferred replies
+
+void QueueConnection::deferReply(ConsumerChannel& channel) {
+  DeferredRequest pending;
+  pending.reply = std::move(channel.reply.deferred);
+  pending.request = std::move(channel.request);
+  pending.channel_index = channel.index;
+  pending.deadline_ms = channel.deadline_ms;
+  pending.deadline_from_header = channel.deadline_from_header;
+  pending.started = channel.handler_started;
+  const DeferredReply* key = pending.reply.get();
+  deferred_.emplace(key, std::move(pending));
+  rt_.metrics->deferredInFlightAdd(1);
+  // Still in progress (beginRequest() counted it); the channel is free.
+  channel.outcome.reset();
+  channel.busy = false;
+  const auto early = std::find_if(early_completions_.begin(), early_completions_.end(),
+                                  [key](const auto& done) { return done.get() == key; });
+  if (early != early_completions_.end()) {
+    std::shared_ptr<DeferredReply> done = std::move(*early);
+    early_completions_.erase(early);
+    takeCompletion(std::move(done));
+  }
+}
+
+void QueueConnection::collectDeferred() {
+  for (std::shared_ptr<DeferredReply>& done : deferred_inbox_->take()) {
+    takeCompletion(std::move(done));
+  }
+}
+
+void QueueConnection::takeCompletion(std::shared_ptr<DeferredReply> done) {
+  const auto found = deferred_.find(done.get());
+  if (found == deferred_.end() && done->completedInTime() &&
+      done->droppedBecause() == DeferredReply::Dropped::kNo) {
+    // Completed before its handle() returned on another thread, and
+    // collected before that thread's completion was: deferReply() takes it.
+    early_completions_.push_back(std::move(done));
+    return;
+  }
+  if (found == deferred_.end() || !done->completedInTime()) {
+    // Answered without it already.
+    if (done->droppedBecause() == DeferredReply::Dropped::kDeadline) {
+      rt_.metrics->deferredDroppedLate();
+    } else {
+      rt_.metrics->deferredDroppedLost();
+    }
+    return;
+  }
+  {
+    const DeferredRequest pending = std::move(found->second);
+    deferred_.erase(found);
+    rt_.metrics->deferredInFlightAdd(-1);
+    rt_.metrics->observeHandler(Clock::now() - pending.started);
+    const std::int64_t late_ms = epochMs(std::chrono::system_clock::now()) - pending.deadline_ms;
+    if (late_ms <= 0) {
+      answerDeferred(pending, done->reply());
+      return;
+    }
+    // Completed after its deadline, before the expiry below came round.
+    rt_.metrics->deadlineExceededHandling();
+    rt_.metrics->deferredDroppedLate();
+    HandlerReply expired;
+    expired.error = HandlerError{
+        WARREN_ERROR_DEADLINE_EXCEEDED,
+        "the deferred reply was completed " + std::to_string(late_ms) + " ms after the deadline"};
+    answerDeferred(pending, expired);
+  }
+}
+
+void QueueConnection::expireDeferred(std::int64_t now_ms) {
+  for (auto it = deferred_.begin(); it != deferred_.end();) {
+    DeferredRequest& pending = it->second;
+    // Completed meanwhile: collectDeferred() takes it next.
+    if (pending.deadline_ms >= now_ms ||
+        !pending.reply->answerWithoutPlugin(DeferredReply::Dropped::kDeadline)) {
+      ++it;
+      continue;
+    }
+    const DeferredRequest expired = std::move(pending);
+    it = deferred_.erase(it);
+    rt_.metrics->deferredInFlightAdd(-1);
+    rt_.metrics->deadlineExceededHandling();
+    const std::int64_t late_ms = now_ms - expired.deadline_ms;
+    if (const auto held_back = deadline_log_.admit(Clock::now())) {
+      rt_.logger->warn(
+          "deferred reply of request (correlation_id '{}') not completed by its deadline{}: "
+          "deadline_exceeded reply; its completion will be dropped ({} more answered so since "
+          "the last such line)",
+          escapeForLog(expired.request.correlation_id),
+          expired.deadline_from_header ? "" : " (handler_timeout)", *held_back);
+    }
+    HandlerReply reply;
+    reply.error =
+        HandlerError{WARREN_ERROR_DEADLINE_EXCEEDED,
+                     "the handler deferred its reply and had not completed it " +
+                         std::to_string(late_ms) + " ms after the deadline" +
+                         (expired.deadline_from_header
+                              ? std::string()
+                              : " (handler_timeout " +
+                                    std::to_string(rt_.queue.handler_timeout.count()) + " ms)")};
+    answerDeferred(expired, reply);
+  }
+}
+
+void QueueConnection::answerDeferred(const DeferredRequest& pending, const HandlerReply& reply) {
+  ConsumerChannel& channel = *channels_[static_cast<std::size_t>(pending.channel_index)];
+  Outcome outcome = Outcome::kLost;
+  try {
+    outcome = sendReply(channel, pending.request, reply);
+  } catch (...) {
+    rt_.metrics->finished(Outcome::kLost);
+    rt_.metrics->inProgressAdd(-1);
+    throw;
+  }
+  rt_.metrics->finished(outcome);
+  rt_.metrics->inProgressAdd(-1);
+}
+
+void QueueConnection::dropDeferred() noexcept {
+  // Their requests came on this connection: the broker redelivers them.
+  for (const auto& done : early_completions_) {
+    done->answerWithoutPlugin(DeferredReply::Dropped::kConnectionLost);
+    rt_.metrics->deferredDroppedLost();
+  }
+  early_completions_.clear();
+  for (auto& [key, pending] : deferred_) {
+    pending.reply->answerWithoutPlugin(DeferredReply::Dropped::kConnectionLost);
+    rt_.metrics->finished(Outcome::kLost);
+    rt_.metrics->inProgressAdd(-1);
+    rt_.metrics->deferredInFlightAdd(-1);
+  }
+  deferred_.clear();
+}
+
+std::chrono::milliseconds QueueConnection::untilDeferredDeadline(
+    std::chrono::milliseconds longest) const {
+  const std::int64_t now_ms = epochMs(std::chrono::system_clock::now());
+  std::int64_t earliest = now_ms + longest.count();
+  for (const auto& [key, pending] : deferred_) earliest = std::min(earliest, pending.deadline_ms);
+  // Woken one millisecond past it: then it has passed.
+  return std::clamp(std::chrono::milliseconds(earliest - now_ms + 1), std::chrono::milliseconds(1),
+                    longest);
 }
 
 // ---------------------------------------------------------------- confirms

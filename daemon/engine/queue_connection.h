@@ -24,6 +24,15 @@
 // consumer's requests one at a time in order, and fast handlers never leave
 // the thread that read them.
 //
+// A plugin may defer its reply (plugin ABI 1.1): its handle() returns at
+// once, the request stays in flight (DeferredRequest), and the consumer
+// takes its next delivery, so with prefetch N one consumer has up to N
+// requests in flight. The plugin completes the reply from any thread into
+// the queue's DeferredInbox; the holder, which poll()s the inbox beside the
+// socket, publishes it and acks the request (rabbitmq-c's one thread per
+// connection holds). A deferred request still pending at its deadline is
+// answered deadline_exceeded, and its late completion dropped and counted.
+//
 // While a handler runs inline the keeper sends the connection's heartbeats,
 // and it cuts the connection when a send stalls (watched_connection.h).
 // When the connection is lost the holder opens a new one after a capped,
@@ -34,6 +43,7 @@
 #include "amqp_connection.h"
 #include "backoff.h"
 #include "broker_rotation.h"
+#include "deferred_inbox.h"
 #include "delivery_assembler.h"
 #include "handler_reply.h"
 #include "log_throttle.h"
@@ -54,6 +64,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace warren {
@@ -107,6 +118,7 @@ class QueueConnection : public std::enable_shared_from_this<QueueConnection> {
     // its arrival plus handler_timeout.
     std::int64_t deadline_ms = 0;
     bool deadline_from_header = false;
+    Clock::time_point handler_started;   // when its handler was called
     HandlerReply reply;                  // reused: its buffers outlive one request
     std::vector<warren_header> headers;  // reused, same reason
     std::optional<Outcome> outcome;      // of `request`; none yet: `lost`
@@ -119,6 +131,16 @@ class QueueConnection : public std::enable_shared_from_this<QueueConnection> {
     std::vector<SentReply> transient_replies;
     // Set by a handed-off handler's thread once its reply is ready.
     std::atomic<bool> completed{false};
+  };
+  // A request whose plugin deferred its reply: answered once the plugin
+  // completes it, or without it at its deadline.
+  struct DeferredRequest {
+    std::shared_ptr<DeferredReply> reply;
+    InboundMessage request;
+    int channel_index = 0;  // the consumer it came to
+    std::int64_t deadline_ms = 0;
+    bool deadline_from_header = false;
+    Clock::time_point started;  // when its handler was called
   };
   // A thread of this queue.
   struct Worker {
@@ -184,6 +206,26 @@ class QueueConnection : public std::enable_shared_from_this<QueueConnection> {
   // Called by a handed-off handler's thread once its reply is ready.
   void complete(ConsumerChannel& channel);
   void publishReply(ConsumerChannel& channel, const HandlerReply& reply);
+  // Publishes `reply` to `message` (a request that came to `channel`) and
+  // acks it, or leaves the ack to the reply's confirm; returns its outcome.
+  Outcome sendReply(ConsumerChannel& channel, const InboundMessage& message,
+                    const HandlerReply& reply);
+
+  // Deferred replies.
+  // The channel's handler deferred its reply: the request waits in
+  // deferred_, the channel takes its next one.
+  void deferReply(ConsumerChannel& channel);
+  // Publishes the replies the plugin completed.
+  void collectDeferred();
+  void takeCompletion(std::shared_ptr<DeferredReply> done);
+  // Answers deadline_exceeded the deferred requests past their deadline.
+  void expireDeferred(std::int64_t now_ms);
+  // Sends a deferred request's answer and counts it done.
+  void answerDeferred(const DeferredRequest& pending, const HandlerReply& reply);
+  // The connection is gone: the broker redelivers what was deferred.
+  void dropDeferred() noexcept;
+  // Until the earliest deferred deadline, at most `longest`.
+  std::chrono::milliseconds untilDeferredDeadline(std::chrono::milliseconds longest) const;
   void beginRequest(ConsumerChannel& channel);
   void endRequest(ConsumerChannel& channel);
   void finish(ConsumerChannel& channel, Outcome outcome);
@@ -248,6 +290,12 @@ class QueueConnection : public std::enable_shared_from_this<QueueConnection> {
   };
   std::deque<UnconfirmedReply> unconfirmed_;
   std::uint64_t next_sequence_ = 1;
+
+  // Deferred requests of this session, by their reply; their completions.
+  std::unordered_map<const DeferredReply*, DeferredRequest> deferred_;
+  const std::shared_ptr<DeferredInbox> deferred_inbox_;
+  // Completions collected before their request was known to be deferred.
+  std::vector<std::shared_ptr<DeferredReply>> early_completions_;
 
   // Requests answered deadline_exceeded: one log line per interval.
   LogThrottle deadline_log_;

@@ -73,6 +73,14 @@ MetricsFamilies::MetricsFamilies(const std::string& version)
                              "a request, that request is answered handler_crashed), kill (killed "
                              "at a request's deadline: answered deadline_exceeded) or restart "
                              "(started again after any of those or after it exited).")),
+      deferred_in_flight_(gauge(*registry_, "warren_deferred_in_flight",
+                                "Requests whose plugin deferred its reply (plugin ABI 1.1) and "
+                                "has not completed it yet.")),
+      deferred_dropped_(counter(*registry_, "warren_deferred_completions_dropped_total",
+                                "Deferred replies completed after warrend had answered their "
+                                "request without them, by reason: deadline (answered "
+                                "deadline_exceeded) or connection_lost (the broker redelivers "
+                                "the request).")),
       consumers_connected_(gauge(*registry_, "warren_consumers_connected",
                                  "Consumers of the queue currently subscribed on the broker.")),
       consumers_configured_(gauge(*registry_, "warren_consumers_configured",
@@ -143,6 +151,14 @@ QueueSeries MetricsFamilies::acquire(const std::string& queue, const std::string
     series.worker_restarts = event("restart");
     series.worker_crashes = event("crash");
     series.worker_kills = event("kill");
+    series.deferred_in_flight = &deferred_in_flight_.Add(labels);
+    const auto dropped = [&](const char* reason) {
+      Labels with_reason = labels;
+      with_reason.emplace("reason", reason);
+      return &deferred_dropped_.Add(with_reason);
+    };
+    series.deferred_dropped_late = dropped("deadline");
+    series.deferred_dropped_lost = dropped("connection_lost");
   }
   QueueSeries series = entry.series;
   series.consumers_connected = queue_entry.consumers_connected;
@@ -209,6 +225,9 @@ void MetricsFamilies::removeHandlerSeries(const QueueSeries& series) {
   worker_events_.Remove(series.worker_restarts);
   worker_events_.Remove(series.worker_crashes);
   worker_events_.Remove(series.worker_kills);
+  deferred_in_flight_.Remove(series.deferred_in_flight);
+  deferred_dropped_.Remove(series.deferred_dropped_late);
+  deferred_dropped_.Remove(series.deferred_dropped_lost);
 }
 
 void MetricsFamilies::setPluginInfo(const std::string& handler, const std::string& plugin,

@@ -43,6 +43,9 @@ struct QueueSeries {
   prometheus::Counter* worker_restarts = nullptr;             // {event="restart"}
   prometheus::Counter* worker_crashes = nullptr;              // {event="crash"}
   prometheus::Counter* worker_kills = nullptr;                // {event="kill"}
+  prometheus::Gauge* deferred_in_flight = nullptr;
+  prometheus::Counter* deferred_dropped_late = nullptr;  // {reason="deadline"}
+  prometheus::Counter* deferred_dropped_lost = nullptr;  // {reason="connection_lost"}
   // {queue}
   prometheus::Gauge* consumers_connected = nullptr;
   prometheus::Gauge* consumers_configured = nullptr;
@@ -108,6 +111,8 @@ class MetricsFamilies {
   prometheus::Family<prometheus::Counter>& replies_nacked_;
   prometheus::Family<prometheus::Counter>& deadline_exceeded_;
   prometheus::Family<prometheus::Counter>& worker_events_;
+  prometheus::Family<prometheus::Gauge>& deferred_in_flight_;
+  prometheus::Family<prometheus::Counter>& deferred_dropped_;
   prometheus::Family<prometheus::Gauge>& consumers_connected_;
   prometheus::Family<prometheus::Gauge>& consumers_configured_;
   prometheus::Family<prometheus::Counter>& connection_attempts_;

@@ -35,6 +35,9 @@ struct QueueCounts {
   std::uint64_t worker_crashes = 0;     // worker processes that crashed
   std::uint64_t worker_kills = 0;       // worker processes killed at a deadline
   std::uint64_t worker_restarts = 0;    // worker processes started again
+  std::int64_t deferred_in_flight = 0;  // deferred replies not completed yet
+  std::uint64_t deferred_late = 0;      // deferred completions dropped: past the deadline
+  std::uint64_t deferred_lost = 0;      // deferred completions dropped: connection lost
   std::uint64_t reply_failures = 0;     // reply publishes that failed
   std::uint64_t sessions_lost = 0;      // consuming sessions lost
   std::uint64_t blocked = 0;            // connection.blocked notifications
@@ -79,6 +82,12 @@ class QueueMetrics {
   void workerCrashed() noexcept { series_.worker_crashes->Increment(); }
   void workerKilled() noexcept { series_.worker_kills->Increment(); }
   void workerRestarted() noexcept { series_.worker_restarts->Increment(); }
+  // Deferred replies (plugin ABI 1.1): +1 when a plugin defers one, -1 when
+  // its request is answered; a completion that came too late (its request
+  // was answered deadline_exceeded) or for a lost connection.
+  void deferredInFlightAdd(int delta) noexcept { series_.deferred_in_flight->Increment(delta); }
+  void deferredDroppedLate() noexcept { series_.deferred_dropped_late->Increment(); }
+  void deferredDroppedLost() noexcept { series_.deferred_dropped_lost->Increment(); }
 
   // --- consumers and connections {queue}
 

@@ -1,5 +1,7 @@
 #include "plugin_instance.h"
 
+#include "deferred_reply.h"
+
 #include <spdlog/spdlog.h>
 
 #include <exception>
@@ -16,11 +18,6 @@
 struct warren_host {
   spdlog::logger* logger;  // may be null: log lines are dropped
   std::string plugin;
-};
-
-// One per handle() call, on the host's stack.
-struct warren_reply {
-  warren::HandlerReply* out;
 };
 
 // One per create() call, on the host's stack.
@@ -139,6 +136,18 @@ void hostLog(warren_host* host, warren_log_level level, const char* message,
   }
 }
 
+warren_reply* replyDefer(warren_reply* reply) noexcept {
+  if (reply == nullptr || reply->deferrable == nullptr || reply->deferrable->deferred) {
+    return nullptr;  // a deferred handle, or deferred already
+  }
+  HandlerReply& own = *reply->deferrable;
+  warren_reply* handle = DeferredReply::begin(own, own.sink);
+  if (handle != nullptr) reply->out = nullptr;  // writes go to the handle now
+  return handle;
+}
+
+void replyComplete(warren_reply* deferred) noexcept { DeferredReply::complete(deferred); }
+
 // The functions every instance offers its plugin. Immutable, static storage.
 constexpr warren_host_api kHostApi = {
     sizeof(warren_host_api),
@@ -149,6 +158,8 @@ constexpr warren_host_api kHostApi = {
     &replyError,
     &createError,
     &hostLog,
+    &replyDefer,
+    &replyComplete,
 };
 
 }  // namespace
@@ -202,11 +213,34 @@ void PluginInstance::handle(warren_request request, HandlerReply& reply) const n
   reply.body.clear();
   reply.content_type.clear();
   reply.error.reset();
-  warren_reply raw_reply{&reply};
+  reply.deferred.reset();
+  // A caller with no sink of its own waits here for a deferred reply.
+  std::shared_ptr<DeferredWaiter> waiter;
+  if (!reply.sink) {
+    try {
+      waiter = std::make_shared<DeferredWaiter>();
+    } catch (const std::bad_alloc&) {
+      // Without one the plugin cannot defer (reply_defer returns NULL).
+    }
+    reply.sink = waiter;
+  }
+  warren_reply raw_reply{&reply, reply.sink ? &reply : nullptr, nullptr};
   const PluginInstance* const outer = running_here;
   running_here = this;
   library_->descriptor().handle(instance_, &request, &raw_reply);
   running_here = outer;
+  if (!waiter) return;
+  reply.sink.reset();
+  if (!reply.deferred) return;
+  const std::shared_ptr<DeferredReply> deferred = std::move(reply.deferred);
+  try {
+    HandlerReply answer = waiter->wait(deferred, request.deadline_ms);
+    reply.body = std::move(answer.body);
+    reply.content_type = std::move(answer.content_type);
+    reply.error = std::move(answer.error);
+  } catch (...) {
+    failReply(reply);
+  }
 }
 
 }  // namespace warren

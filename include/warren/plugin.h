@@ -7,7 +7,9 @@
  * symbol up, checks the descriptor and then drives the lifecycle:
  *
  *   create   once per configured queue, with that queue's `options` map;
- *   handle   once per request, from several consumer threads at once;
+ *   handle   once per request, from several consumer threads at once; it
+ *            answers before it returns, or defers its reply and answers
+ *            later from any thread (since 1.1, reply_defer);
  *   destroy  once, after the last handle() of that instance has returned.
  *
  * Compatibility rules:
@@ -133,7 +135,7 @@ typedef struct warren_request {
 
 /* Opaque, host-owned handles. */
 typedef struct warren_host warren_host;             /* valid from create() to destroy() */
-typedef struct warren_reply warren_reply;           /* valid only inside handle() */
+typedef struct warren_reply warren_reply;           /* valid only inside handle(), unless deferred */
 typedef struct warren_create_error warren_create_error; /* valid only inside create() */
 
 /* What the host offers a plugin. Host-owned, valid until destroy() returns. */
@@ -160,7 +162,43 @@ typedef struct warren_host_api {
   /* Logs through the daemon's logger, stamped with the queue and plugin name.
    * Never log request bodies at INFO or above. Callable from any thread. */
   void (*log)(warren_host* host, warren_log_level level, const char* message, size_t size);
+
+  /* since 1.1: check WARREN_HOST_HAS(host, reply_defer) before using these.
+   *
+   * Deferring a reply (the Redis modules' BlockClient model): handle() calls
+   * reply_defer(reply) and returns at once; the request stays in flight,
+   * and the plugin answers it later, from any thread, through the handle
+   * reply_defer returned: reply_write / reply_set_content_type /
+   * reply_error on it as in handle(), then reply_complete(handle) exactly
+   * once. The host then publishes that reply and acks the request. So one
+   * consumer with `prefetch: N` has up to N requests in flight.
+   *
+   *   - The request (body, headers, ...) is valid only inside handle():
+   *     copy what the deferred work needs.
+   *   - The handle may move between threads, but is used by one thread at
+   *     a time (hand it over through a queue or a lock).
+   *   - A request whose deadline (warren_request.deadline_ms) passes first
+   *     is answered deadline_exceeded by the host; completing it later is
+   *     still required (it frees the handle) and the late reply is dropped
+   *     and counted.
+   *   - When the connection the request came on is lost, or warrend stops
+   *     past its drain deadline, the completion is dropped and the broker
+   *     redelivers the request.
+   *   - destroy() comes after the drain: a plugin completes every handle it
+   *     still holds in destroy() at the latest; a handle is invalid once
+   *     destroy() returned.
+   * reply_defer returns NULL (and the reply stays an ordinary one) when
+   * called twice, or on a handle it returned. */
+  warren_reply* (*reply_defer)(warren_reply* reply);
+  /* Sends a deferred reply (see reply_defer); `deferred` is invalid after
+   * the call. Callable from any thread. */
+  void (*reply_complete)(warren_reply* deferred);
 } warren_host_api;
+
+/* True when `host` (a const warren_host_api*) offers `field` (since 1.1
+ * ones need a 1.1 host). */
+#define WARREN_HOST_HAS(host, field) \
+  ((host)->struct_size >= offsetof(warren_host_api, field) + sizeof((host)->field))
 
 /* The descriptor a plugin exports. Plugin-owned, static storage: it must stay
  * valid and unchanged while the plugin is loaded. */

@@ -149,6 +149,58 @@ class Request {
   const warren_request& raw_;
 };
 
+// A reply deferred by Reply::defer() (ABI 1.1, warren_host_api.reply_defer):
+// write it later, from any thread (one at a time: move it where the work
+// is done), then complete() it. One destroyed without complete() completes
+// as an `internal` error, so that no request is left unanswered. Empty
+// (false) when the host could not defer.
+class Deferred {
+ public:
+  Deferred() noexcept = default;
+  Deferred(const warren_host_api* host, warren_reply* raw) noexcept : host_(host), raw_(raw) {}
+  Deferred(Deferred&& other) noexcept : host_(other.host_), raw_(other.raw_) {
+    other.raw_ = nullptr;
+  }
+  Deferred& operator=(Deferred&& other) noexcept {
+    if (this != &other) {
+      abandon();
+      host_ = other.host_;
+      raw_ = other.raw_;
+      other.raw_ = nullptr;
+    }
+    return *this;
+  }
+  Deferred(const Deferred&) = delete;
+  Deferred& operator=(const Deferred&) = delete;
+  ~Deferred() { abandon(); }
+
+  explicit operator bool() const noexcept { return raw_ != nullptr; }
+  void write(std::string_view bytes) noexcept {
+    host_->reply_write(raw_, bytes.data(), bytes.size());
+  }
+  void contentType(std::string_view type) noexcept {
+    host_->reply_set_content_type(raw_, type.data(), type.size());
+  }
+  void error(warren_error_code code, std::string_view message) noexcept {
+    host_->reply_error(raw_, code, message.data(), message.size());
+  }
+  // Sends the reply; the object is empty afterwards.
+  void complete() noexcept {
+    if (raw_ == nullptr) return;
+    host_->reply_complete(raw_);
+    raw_ = nullptr;
+  }
+
+ private:
+  void abandon() noexcept {
+    if (raw_ == nullptr) return;
+    error(WARREN_ERROR_INTERNAL, "the handler dropped its deferred reply without completing it");
+    complete();
+  }
+  const warren_host_api* host_ = nullptr;
+  warren_reply* raw_ = nullptr;
+};
+
 // The reply being built, valid only inside handle(). The host copies.
 class Reply {
  public:
@@ -161,6 +213,16 @@ class Reply {
   }
   void error(warren_error_code code, std::string_view message) noexcept {
     host_->reply_error(raw_, code, message.data(), message.size());
+  }
+  // Defers this reply (see Deferred): handle() returns, and the request is
+  // answered when the Deferred completes. Empty on a 1.0 host or when
+  // already deferred; answer through this Reply then. An exception thrown
+  // by handle() after deferring does not reach the deferred reply.
+  Deferred defer() noexcept {
+    if (!WARREN_HOST_HAS(host_, reply_defer)) return {};
+    warren_reply* deferred = host_->reply_defer(raw_);
+    if (deferred == nullptr) return {};
+    return Deferred(host_, deferred);
   }
 
  private:

@@ -331,6 +331,8 @@ TEST_F(MetricsTest, FamiliesFollowPrometheusNaming) {
       {"warren_replies_nacked_total", "counter"},
       {"warren_deadline_exceeded_total", "counter"},
       {"warren_worker_events_total", "counter"},
+      {"warren_deferred_in_flight", "gauge"},
+      {"warren_deferred_completions_dropped_total", "counter"},
       {"warren_consumers_connected", "gauge"},
       {"warren_consumers_configured", "gauge"},
       {"warren_broker_connection_attempts_total", "counter"},
@@ -349,7 +351,7 @@ TEST_F(MetricsTest, FamiliesFollowPrometheusNaming) {
     for (const auto& [label, value] : sample.labels) {
       EXPECT_TRUE(label == "queue" || label == "handler" || label == "outcome" ||
                   label == "result" || label == "le" || label == "version" || label == "plugin" ||
-                  label == "abi" || label == "stage" || label == "event")
+                  label == "abi" || label == "stage" || label == "event" || label == "reason")
           << sample.name << " has label " << label;
     }
   }

@@ -12,6 +12,7 @@
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <chrono>
 
 #include <cerrno>
 #include <cstddef>
@@ -391,6 +392,38 @@ TEST(PluginInstanceTest, ReplyIsResetBeforeEachRequest) {
   EXPECT_FALSE(reply.error.has_value());
   EXPECT_EQ(reply.body, "echo:fresh");
   EXPECT_EQ(reply.content_type, "text/plain");
+}
+
+// A caller without a sink of its own (a worker process) gets a deferred
+// reply from handle() itself, once the plugin completed it, or
+// deadline_exceeded at the request's deadline.
+std::int64_t epochMsFromNow(std::chrono::milliseconds ahead) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             (std::chrono::system_clock::now() + ahead).time_since_epoch())
+      .count();
+}
+
+TEST(PluginInstanceTest, ADeferredReplyIsWaitedForWithoutASink) {
+  const auto instance = makeInstance(fixture("deferred"), {{"delay_ms", "20"}});
+  warren_request request = requestWith("2,3");
+  request.deadline_ms = epochMsFromNow(std::chrono::seconds(30));
+  HandlerReply reply;
+  instance->handle(request, reply);
+  EXPECT_FALSE(reply.error.has_value());
+  EXPECT_EQ(reply.body, "5");
+  EXPECT_FALSE(reply.deferred);
+  EXPECT_FALSE(reply.sink);
+}
+
+TEST(PluginInstanceTest, ADeferredReplyNotCompletedByTheDeadlineIsDeadlineExceeded) {
+  const auto instance = makeInstance(fixture("deferred"), {{"delay_ms", "60000"}});
+  warren_request request = requestWith("late");
+  request.deadline_ms = epochMsFromNow(std::chrono::milliseconds(50));
+  HandlerReply reply;
+  instance->handle(request, reply);
+  ASSERT_TRUE(reply.error.has_value());
+  EXPECT_EQ(reply.error->code, WARREN_ERROR_DEADLINE_EXCEEDED);
+  // The plugin completes it at destroy(): dropped, nothing to free twice.
 }
 
 TEST(PluginInstanceTest, InstanceKeepsItsLibraryLoaded) {

@@ -139,7 +139,9 @@ TEST(WorkerProtocol, ARequestWithoutOptionalFieldsLeavesThemOut) {
 }
 
 TEST(WorkerProtocol, RepliesRoundTripOkAndError) {
-  HandlerReply ok{"7", "text/plain", std::nullopt};
+  HandlerReply ok;
+  ok.body = "7";
+  ok.content_type = "text/plain";
   std::string out;
   encodeReplyFrame("3", ok, out);
   FrameReader reader(16);
@@ -151,7 +153,9 @@ TEST(WorkerProtocol, RepliesRoundTripOkAndError) {
   EXPECT_FALSE(read.error);
 
   out.clear();
-  encodeReplyFrame("4", HandlerReply{"", "", HandlerError{WARREN_ERROR_OUT_OF_RANGE, "a\nb"}}, out);
+  HandlerReply refused;
+  refused.error = HandlerError{WARREN_ERROR_OUT_OF_RANGE, "a\nb"};
+  encodeReplyFrame("4", refused, out);
   reader.feed(out);
   EXPECT_EQ(decodeReplyFrame(*reader.next(), 4, read), std::nullopt);
   ASSERT_TRUE(read.error);
