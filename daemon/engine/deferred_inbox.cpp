@@ -10,21 +10,25 @@ void DeferredInbox::post(std::shared_ptr<DeferredReply> completed) noexcept {
     if (closed_) return;  // freed here, on the plugin's thread
     try {
       completed_.push_back(std::move(completed));
-      posted_count_.store(completed_.size(), std::memory_order_release);
+      // Sequentially consistent with taker_awake_: a taker that stops being
+      // awake after this store sees it in posted(), or this post sees the
+      // taker asleep and signals.
+      posted_count_.store(completed_.size());
     } catch (...) {
       // Out of memory: its request is redelivered once the connection ends.
       return;
     }
   }
-  posted_.signal();
+  if (!taker_awake_.load() && !signalled_.exchange(true)) posted_.signal();
 }
 
 std::vector<std::shared_ptr<DeferredReply>> DeferredInbox::take() {
-  posted_.clear();
+  // Before the swap: a post after it signals again.
+  if (signalled_.exchange(false)) posted_.clear();
   std::vector<std::shared_ptr<DeferredReply>> taken;
   std::lock_guard lock(mutex_);
   taken.swap(completed_);
-  posted_count_.store(0, std::memory_order_release);
+  posted_count_.store(0);
   return taken;
 }
 

@@ -20,7 +20,12 @@ class DeferredInbox final : public DeferredSink {
   void post(std::shared_ptr<DeferredReply> completed) noexcept override;
   // True when something was posted since the last take(): cheap, for the
   // holder's every turn.
-  bool posted() const noexcept { return posted_count_.load(std::memory_order_acquire) > 0; }
+  bool posted() const noexcept { return posted_count_.load() > 0; }
+  // The taker says it is awake and calls posted() before it next waits on
+  // fd() (it drives a handler that posts here from its own thread): a post
+  // meanwhile need not make fd() readable, which saves a write and a read
+  // of the eventfd per reply.
+  void setTakerAwake(bool awake) noexcept { taker_awake_.store(awake); }
   // Everything posted since the last take(), in order; fd() is quiet again.
   std::vector<std::shared_ptr<DeferredReply>> take();
   // Nobody takes from here any more (the queue stopped): what was posted is
@@ -35,6 +40,8 @@ class DeferredInbox final : public DeferredSink {
   std::vector<std::shared_ptr<DeferredReply>> completed_;  // under mutex_
   bool closed_ = false;                                    // under mutex_
   std::atomic<std::size_t> posted_count_{0};               // completed_.size()
+  std::atomic<bool> taker_awake_{false};
+  std::atomic<bool> signalled_{false};  // posted_ made readable since the last take()
 };
 
 }  // namespace warren

@@ -70,7 +70,9 @@ QueueConnection::QueueConnection(std::shared_ptr<QueueRuntime> runtime)
           rt_.queue.consumers > 1
               ? kHandOffAfter
               : std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::hours(24))),
-      dispatches_(rt_.queue.consumers > 1),
+      // A handler driven from here (a worker pool) never waits on its work
+      // in handle(): slow work costs it no time on this thread.
+      dispatches_(rt_.queue.consumers > 1 && rt_.handler->pollFd() < 0),
       confirm_owner_(rt_.queue.consumers),
       confirm_channel_(static_cast<amqp_channel_t>(rt_.queue.consumers + 1)),
       confirms_every_reply_(rt_.broker.addresses.size() > 1),
@@ -459,6 +461,11 @@ QueueConnection::Served QueueConnection::serve() {
   const auto heartbeat = connection.heartbeat();
   const auto interval = pollInterval(heartbeat);
 
+  // A worker pool is driven from here: its replies come beside the socket.
+  const Handler& handler = *rt_.handler;
+  const int handler_fd = handler.pollFd();
+  bool handler_ready = false;
+
   for (;;) {
     expectTurnWithin(interval);
     if (!draining_ && rt_.stop.requested()) {
@@ -470,6 +477,14 @@ QueueConnection::Served QueueConnection::serve() {
       }
     }
     if (auto end = collectCompletions()) return *end;
+    // Before the expiry below: a pool answers at a deadline itself.
+    if (handler_fd >= 0 && (handler_ready || Clock::now() >= handler.wakeAt())) {
+      handler_ready = false;
+      // Its replies are posted on this thread, and taken just below.
+      deferred_inbox_->setTakerAwake(true);
+      handler.drive();
+      deferred_inbox_->setTakerAwake(false);
+    }
     // Completions come also for requests answered without them (counted).
     if (deferred_inbox_->posted()) collectDeferred();
     if (!deferred_.empty()) expireDeferred(epochMs(std::chrono::system_clock::now()));
@@ -510,15 +525,22 @@ QueueConnection::Served QueueConnection::serve() {
       wait = std::clamp(left, std::chrono::milliseconds(1), interval);
     }
     if (!deferred_.empty()) wait = untilDeferredDeadline(wait);
-    std::array<pollfd, 4> fds{
-        pollfd{connection.fd(), POLLIN, 0}, pollfd{completions_.fd(), POLLIN, 0},
-        pollfd{deferred_inbox_->fd(), POLLIN, 0}, pollfd{rt_.stop.fd(), POLLIN, 0}};
+    if (handler_fd >= 0) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(
+          std::max(handler.wakeAt(), Clock::now()) - Clock::now());
+      wait = std::min(wait, left);
+    }
+    std::array<pollfd, 5> fds{pollfd{connection.fd(), POLLIN, 0},
+                              pollfd{completions_.fd(), POLLIN, 0},
+                              pollfd{deferred_inbox_->fd(), POLLIN, 0},
+                              pollfd{handler_fd, POLLIN, 0}, pollfd{rt_.stop.fd(), POLLIN, 0}};
     // The stop signal stays readable once raised: watched until draining.
-    const nfds_t watched = draining_ ? 3 : 4;
+    const nfds_t watched = draining_ ? 4 : 5;
     const int ready = ::poll(fds.data(), watched, static_cast<int>(wait.count()));
     if (ready < 0 && errno != EINTR) {
       throw AmqpError(AmqpError::Scope::kConnection, 0, "poll failed");
     }
+    if (ready > 0 && fds[3].revents != 0) handler_ready = true;
     if (ready > 0 && fds[0].revents != 0) {
       last_inbound_ = Clock::now();
       continue;
@@ -820,19 +842,13 @@ void QueueConnection::runHandler(const warren_request& request, ConsumerChannel&
   }
   rt_.metrics->observeHandler(took);
   const std::int64_t late_ms = epochMs(std::chrono::system_clock::now()) - channel.deadline_ms;
-  // A worker pool answers deadline_exceeded itself when it kills a worker
-  // at the deadline: counted and logged the same, its message kept.
-  const bool answered_at_deadline = channel.reply.error &&
-                                    channel.reply.error->code == WARREN_ERROR_DEADLINE_EXCEEDED &&
-                                    late_ms >= 0;
-  if (late_ms > 0 || answered_at_deadline) {
+  if (late_ms > 0) {
     // Nobody waits for the reply any more (or, without a header, the
     // handler overran handler_timeout): the same answer as a request that
     // arrived late, so that a caller sees one outcome for one cause.
     rt_.metrics->deadlineExceededHandling();
     const auto took_ms = std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
-    const auto held_back = answered_at_deadline ? std::nullopt : deadline_log_.admit(Clock::now());
-    if (held_back) {  // the pool logged its kill itself
+    if (const auto held_back = deadline_log_.admit(Clock::now())) {
       rt_.logger->warn(
           "handler returned {} ms after the deadline of request (correlation_id '{}'; it ran {} "
           "ms{}): deadline_exceeded reply instead of its own ({} more answered so since the last "
@@ -842,15 +858,13 @@ void QueueConnection::runHandler(const warren_request& request, ConsumerChannel&
     }
     channel.reply.body.clear();
     channel.reply.content_type.clear();
-    if (!answered_at_deadline) {
-      channel.reply.error = HandlerError{
-          WARREN_ERROR_DEADLINE_EXCEEDED,
-          "the handler returned " + std::to_string(late_ms) + " ms after the deadline" +
-              (channel.deadline_from_header
-                   ? std::string()
-                   : " (handler_timeout " + std::to_string(rt_.queue.handler_timeout.count()) +
-                         " ms)")};
-    }
+    channel.reply.error =
+        HandlerError{WARREN_ERROR_DEADLINE_EXCEEDED,
+                     "the handler returned " + std::to_string(late_ms) + " ms after the deadline" +
+                         (channel.deadline_from_header
+                              ? std::string()
+                              : " (handler_timeout " +
+                                    std::to_string(rt_.queue.handler_timeout.count()) + " ms)")};
   }
 }
 
@@ -1061,7 +1075,7 @@ void QueueConnection::deferReply(ConsumerChannel& channel) {
   pending.started = channel.handler_started;
   const DeferredReply* key = pending.reply.get();
   deferred_.emplace(key, std::move(pending));
-  rt_.metrics->deferredInFlightAdd(1);
+  countDeferred(*key, 1);
   // Still in progress (beginRequest() counted it); the channel is free.
   channel.outcome.reset();
   channel.busy = false;
@@ -1089,8 +1103,10 @@ void QueueConnection::takeCompletion(std::shared_ptr<DeferredReply> done) {
     early_completions_.push_back(std::move(done));
     return;
   }
+  const bool by_handler = done->timing() == DeferredReply::Timing::kByHandler;
   if (found == deferred_.end() || !done->completedInTime()) {
     // Answered without it already.
+    if (by_handler) return;  // not a plugin's deferred reply
     if (done->droppedBecause() == DeferredReply::Dropped::kDeadline) {
       rt_.metrics->deferredDroppedLate();
     } else {
@@ -1101,20 +1117,27 @@ void QueueConnection::takeCompletion(std::shared_ptr<DeferredReply> done) {
   {
     const DeferredRequest pending = std::move(found->second);
     deferred_.erase(found);
-    rt_.metrics->deferredInFlightAdd(-1);
+    countDeferred(*done, -1);
     rt_.metrics->observeHandler(Clock::now() - pending.started);
     const std::int64_t late_ms = epochMs(std::chrono::system_clock::now()) - pending.deadline_ms;
-    if (late_ms <= 0) {
-      answerDeferred(pending, done->reply());
+    const HandlerReply& reply = done->reply();
+    // A worker pool answers deadline_exceeded itself when it kills a worker
+    // at the deadline: counted the same, its message kept (it logged).
+    const bool answered_at_deadline =
+        by_handler && reply.error && reply.error->code == WARREN_ERROR_DEADLINE_EXCEEDED;
+    if (answered_at_deadline) rt_.metrics->deadlineExceededHandling();
+    if (late_ms <= 0 || answered_at_deadline) {
+      answerDeferred(pending, reply);
       return;
     }
     // Completed after its deadline, before the expiry below came round.
     rt_.metrics->deadlineExceededHandling();
-    rt_.metrics->deferredDroppedLate();
+    if (!by_handler) rt_.metrics->deferredDroppedLate();
     HandlerReply expired;
     expired.error = HandlerError{
         WARREN_ERROR_DEADLINE_EXCEEDED,
-        "the deferred reply was completed " + std::to_string(late_ms) + " ms after the deadline"};
+        std::string(by_handler ? "the handler returned " : "the deferred reply was completed ") +
+            std::to_string(late_ms) + " ms after the deadline"};
     answerDeferred(pending, expired);
   }
 }
@@ -1123,14 +1146,14 @@ void QueueConnection::expireDeferred(std::int64_t now_ms) {
   for (auto it = deferred_.begin(); it != deferred_.end();) {
     DeferredRequest& pending = it->second;
     // Completed meanwhile: collectDeferred() takes it next.
-    if (pending.deadline_ms >= now_ms ||
+    if (expiresAt(pending) >= now_ms ||
         !pending.reply->answerWithoutPlugin(DeferredReply::Dropped::kDeadline)) {
       ++it;
       continue;
     }
     const DeferredRequest expired = std::move(pending);
     it = deferred_.erase(it);
-    rt_.metrics->deferredInFlightAdd(-1);
+    countDeferred(*expired.reply, -1);
     rt_.metrics->deadlineExceededHandling();
     const std::int64_t late_ms = now_ms - expired.deadline_ms;
     if (const auto held_back = deadline_log_.admit(Clock::now())) {
@@ -1172,14 +1195,14 @@ void QueueConnection::dropDeferred() noexcept {
   // Their requests came on this connection: the broker redelivers them.
   for (const auto& done : early_completions_) {
     done->answerWithoutPlugin(DeferredReply::Dropped::kConnectionLost);
-    rt_.metrics->deferredDroppedLost();
+    if (done->timing() == DeferredReply::Timing::kByHost) rt_.metrics->deferredDroppedLost();
   }
   early_completions_.clear();
   for (auto& [key, pending] : deferred_) {
     pending.reply->answerWithoutPlugin(DeferredReply::Dropped::kConnectionLost);
     rt_.metrics->finished(Outcome::kLost);
     rt_.metrics->inProgressAdd(-1);
-    rt_.metrics->deferredInFlightAdd(-1);
+    countDeferred(*pending.reply, -1);
   }
   deferred_.clear();
 }
@@ -1188,10 +1211,20 @@ std::chrono::milliseconds QueueConnection::untilDeferredDeadline(
     std::chrono::milliseconds longest) const {
   const std::int64_t now_ms = epochMs(std::chrono::system_clock::now());
   std::int64_t earliest = now_ms + longest.count();
-  for (const auto& [key, pending] : deferred_) earliest = std::min(earliest, pending.deadline_ms);
+  for (const auto& [key, pending] : deferred_) earliest = std::min(earliest, expiresAt(pending));
   // Woken one millisecond past it: then it has passed.
   return std::clamp(std::chrono::milliseconds(earliest - now_ms + 1), std::chrono::milliseconds(1),
                     longest);
+}
+
+std::int64_t QueueConnection::expiresAt(const DeferredRequest& pending) noexcept {
+  return pending.reply->timing() == DeferredReply::Timing::kByHandler
+             ? pending.deadline_ms + kHandlerDeadlineBackstop.count()
+             : pending.deadline_ms;
+}
+
+void QueueConnection::countDeferred(const DeferredReply& reply, int delta) noexcept {
+  if (reply.timing() == DeferredReply::Timing::kByHost) rt_.metrics->deferredInFlightAdd(delta);
 }
 
 // ---------------------------------------------------------------- confirms

@@ -82,6 +82,10 @@ class QueueConnection : public std::enable_shared_from_this<QueueConnection> {
   // gives the request to another thread at once and goes on reading (when
   // the queue has more than one consumer).
   static constexpr std::chrono::microseconds kInlineBudget{100};
+  // A request whose handler holds it to its deadline itself (a worker
+  // pool: DeferredReply::Timing::kByHandler) is expired here only this
+  // long after its deadline, should the handler fail to.
+  static constexpr std::chrono::milliseconds kHandlerDeadlineBackstop{1000};
 
   explicit QueueConnection(std::shared_ptr<QueueRuntime> runtime);
   QueueConnection(const QueueConnection&) = delete;
@@ -226,6 +230,10 @@ class QueueConnection : public std::enable_shared_from_this<QueueConnection> {
   void dropDeferred() noexcept;
   // Until the earliest deferred deadline, at most `longest`.
   std::chrono::milliseconds untilDeferredDeadline(std::chrono::milliseconds longest) const;
+  // When this engine expires a deferred request (ms since the Unix epoch).
+  static std::int64_t expiresAt(const DeferredRequest& pending) noexcept;
+  // warren_deferred_in_flight counts plugins' deferred replies only.
+  void countDeferred(const DeferredReply& reply, int delta) noexcept;
   void beginRequest(ConsumerChannel& channel);
   void endRequest(ConsumerChannel& channel);
   void finish(ConsumerChannel& channel, Outcome outcome);
@@ -242,7 +250,9 @@ class QueueConnection : public std::enable_shared_from_this<QueueConnection> {
   std::shared_ptr<QueueRuntime> runtime_;
   QueueRuntime& rt_;  // *runtime_, for brevity
   const std::chrono::milliseconds hand_off_after_;
-  const bool dispatches_;  // more than one consumer: slow handlers go elsewhere
+  // More than one consumer, and a handler that runs in handle(): slow
+  // handlers go to other threads.
+  const bool dispatches_;
   // The RefusedReplies owner of persistent replies (one past the consumers').
   const int confirm_owner_;
   // Replies are owned by their channel (consumer index, or confirm_owner_),

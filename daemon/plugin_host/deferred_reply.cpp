@@ -7,11 +7,11 @@
 
 namespace warren {
 
-warren_reply* DeferredReply::begin(HandlerReply& reply,
-                                   std::shared_ptr<DeferredSink> sink) noexcept {
+warren_reply* DeferredReply::begin(HandlerReply& reply, std::shared_ptr<DeferredSink> sink,
+                                   Timing timing) noexcept {
   std::shared_ptr<DeferredReply> handle;
   try {
-    handle.reset(new DeferredReply(std::move(sink)));
+    handle.reset(new DeferredReply(std::move(sink), timing));
   } catch (const std::bad_alloc&) {
     return nullptr;
   }

@@ -59,11 +59,21 @@ class DeferredReply {
     kConnectionLost,  // the connection it came on was lost: redelivered
   };
 
+  // Who holds a deferred request to its deadline.
+  enum class Timing {
+    kByHost,  // a plugin's: the host answers deadline_exceeded at the deadline
+    // A worker pool's: it kills the worker at the deadline and completes
+    // deadline_exceeded itself; the host takes that answer as final and
+    // expires the request only as a backstop, well past the deadline.
+    kByHandler,
+  };
+
   // reply_defer(): a pending handle holding what `reply` had so far (moved),
   // posted to `sink` when completed. Returns the handle the plugin gets;
   // the DeferredReply keeps itself alive until reply_complete. Null when out
   // of memory.
-  static warren_reply* begin(HandlerReply& reply, std::shared_ptr<DeferredSink> sink) noexcept;
+  static warren_reply* begin(HandlerReply& reply, std::shared_ptr<DeferredSink> sink,
+                             Timing timing = Timing::kByHost) noexcept;
   // reply_complete(): hands the reply to its sink. Once per handle.
   static void complete(warren_reply* handle) noexcept;
 
@@ -76,6 +86,7 @@ class DeferredReply {
   bool completedInTime() const noexcept { return state_.load() == State::kCompleted; }
   // Why it was dropped (set by answerWithoutPlugin, whichever way it went).
   Dropped droppedBecause() const noexcept { return dropped_; }
+  Timing timing() const noexcept { return timing_; }
   // The plugin's reply: for the host to read once the handle was posted
   // to its sink.
   HandlerReply& reply() noexcept { return reply_; }
@@ -86,10 +97,12 @@ class DeferredReply {
 
  private:
   enum class State { kPending, kCompleted, kAnswered };
-  explicit DeferredReply(std::shared_ptr<DeferredSink> sink) : sink_(std::move(sink)) {}
+  DeferredReply(std::shared_ptr<DeferredSink> sink, Timing timing)
+      : timing_(timing), sink_(std::move(sink)) {}
 
   std::atomic<State> state_{State::kPending};
   Dropped dropped_ = Dropped::kNo;  // the host's thread only
+  const Timing timing_;
   HandlerReply reply_;
   warren_reply raw_;
   std::shared_ptr<DeferredSink> sink_;

@@ -1,15 +1,17 @@
 #include "worker_frame.h"
 
+#include <array>
+#include <charconv>
 #include <stdexcept>
 
 namespace warren {
 namespace {
 
-void appendU32(std::uint32_t value, std::string& out) {
-  out.push_back(static_cast<char>((value >> 24) & 0xff));
-  out.push_back(static_cast<char>((value >> 16) & 0xff));
-  out.push_back(static_cast<char>((value >> 8) & 0xff));
-  out.push_back(static_cast<char>(value & 0xff));
+void writeU32(std::uint32_t value, char* bytes) {
+  bytes[0] = static_cast<char>((value >> 24) & 0xff);
+  bytes[1] = static_cast<char>((value >> 16) & 0xff);
+  bytes[2] = static_cast<char>((value >> 8) & 0xff);
+  bytes[3] = static_cast<char>(value & 0xff);
 }
 
 std::uint32_t readU32(const char* bytes) {
@@ -63,20 +65,40 @@ bool fitsFieldValue(std::string_view text) noexcept {
   return text.find_first_of("\r\n") == std::string_view::npos;
 }
 
+FrameEncoder::FrameEncoder(std::string& out) : out_(out), start_(out.size()) {
+  out_.append(kFramePrefixBytes, '\0');
+}
+
+void FrameEncoder::field(std::string_view prefix, std::string_view name, std::string_view value) {
+  const std::size_t at = out_.size();
+  out_.append(prefix).append(name);
+  if (!fitsFieldName(std::string_view(out_).substr(at)) || !fitsFieldValue(value)) {
+    out_.resize(at);
+    return;
+  }
+  out_.append(": ").append(value).push_back('\n');
+}
+
+void FrameEncoder::field(std::string_view name, std::int64_t value) {
+  std::array<char, 24> digits{};
+  const auto end = std::to_chars(digits.data(), digits.data() + digits.size(), value).ptr;
+  field(name, std::string_view(digits.data(), static_cast<std::size_t>(end - digits.data())));
+}
+
+void FrameEncoder::finish(std::string_view body) {
+  const std::size_t header_bytes = out_.size() - start_ - kFramePrefixBytes;
+  std::array<char, kFramePrefixBytes> prefix{};
+  writeU32(static_cast<std::uint32_t>(header_bytes), prefix.data());
+  writeU32(static_cast<std::uint32_t>(body.size()), prefix.data() + 4);
+  out_.replace(start_, kFramePrefixBytes, prefix.data(), prefix.size());
+  out_.append(body);
+}
+
 void encodeFrame(const std::vector<std::pair<std::string, std::string>>& fields,
                  std::string_view body, std::string& out) {
-  const std::size_t start = out.size();
-  out.append(kFramePrefixBytes, '\0');
-  for (const auto& [name, value] : fields) {
-    if (!fitsFieldName(name) || !fitsFieldValue(value)) continue;
-    out.append(name).append(": ").append(value).push_back('\n');
-  }
-  const std::size_t header_bytes = out.size() - start - kFramePrefixBytes;
-  std::string prefix;
-  appendU32(static_cast<std::uint32_t>(header_bytes), prefix);
-  appendU32(static_cast<std::uint32_t>(body.size()), prefix);
-  out.replace(start, kFramePrefixBytes, prefix);
-  out.append(body);
+  FrameEncoder frame(out);
+  for (const auto& [name, value] : fields) frame.field(name, value);
+  frame.finish(body);
 }
 
 std::size_t frameHeaderBytes(std::string_view bytes, std::size_t at) {

@@ -28,8 +28,26 @@ struct WorkerFrame {
 // True when `text` can be a field value: no CR or LF.
 bool fitsFieldValue(std::string_view text) noexcept;
 
-// Appends the encoded frame to `out`. Fields whose name or value does not
-// fit (fitsFieldValue) are left out.
+// Appends one frame to a string in place, field by field, so that encoding
+// costs no allocation beyond the string's growth. Fields whose name or value
+// does not fit (fitsFieldValue) are left out.
+class FrameEncoder {
+ public:
+  // Starts the frame at the end of `out`.
+  explicit FrameEncoder(std::string& out);
+  // A field named `prefix` followed by `name`.
+  void field(std::string_view prefix, std::string_view name, std::string_view value);
+  void field(std::string_view name, std::string_view value) { field({}, name, value); }
+  void field(std::string_view name, std::int64_t value);
+  // Appends the body and fills in the lengths; the frame is complete.
+  void finish(std::string_view body);
+
+ private:
+  std::string& out_;
+  std::size_t start_;
+};
+
+// Appends the encoded frame to `out` (FrameEncoder).
 void encodeFrame(const std::vector<std::pair<std::string, std::string>>& fields,
                  std::string_view body, std::string& out);
 

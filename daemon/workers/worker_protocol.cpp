@@ -35,25 +35,19 @@ std::optional<warren_error_code> workerErrorCode(std::string_view name) noexcept
 
 void encodeRequestFrame(std::uint64_t id, std::string_view queue, const warren_request& request,
                         std::string& out) {
-  std::vector<std::pair<std::string, std::string>> fields;
-  fields.reserve(6 + request.header_count);
-  fields.emplace_back("id", std::to_string(id));
-  fields.emplace_back("queue", queue);
-  if (request.correlation_id.size > 0) {
-    fields.emplace_back("correlation-id", viewOf(request.correlation_id));
-  }
-  if (request.content_type.size > 0) {
-    fields.emplace_back("content-type", viewOf(request.content_type));
-  }
-  fields.emplace_back("deadline-ms", std::to_string(request.deadline_ms));
-  fields.emplace_back("delivery-count", std::to_string(request.delivery_count));
+  FrameEncoder frame(out);
+  frame.field("id", static_cast<std::int64_t>(id));
+  frame.field("queue", queue);
+  if (request.correlation_id.size > 0)
+    frame.field("correlation-id", viewOf(request.correlation_id));
+  if (request.content_type.size > 0) frame.field("content-type", viewOf(request.content_type));
+  frame.field("deadline-ms", request.deadline_ms);
+  frame.field("delivery-count", static_cast<std::int64_t>(request.delivery_count));
   for (std::size_t i = 0; i < request.header_count; ++i) {
     const warren_header& header = request.headers[i];
-    std::string name(kHeaderPrefix);
-    name.append(viewOf(header.key));
-    fields.emplace_back(std::move(name), viewOf(header.value));
+    frame.field(kHeaderPrefix, viewOf(header.key), viewOf(header.value));
   }
-  encodeFrame(fields, viewOf(request.body), out);
+  frame.finish(viewOf(request.body));
 }
 
 std::optional<std::string> decodeReplyFrame(const WorkerFrame& frame, std::uint64_t id,

@@ -2,6 +2,8 @@
 // (tests/fixtures/exec/misbehaving_handler.py) and sh. No broker.
 #include "worker_pool.h"
 
+#include "deferred_reply.h"
+
 #include <dirent.h>
 #include <poll.h>
 #include <signal.h>
@@ -11,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <spdlog/sinks/base_sink.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
@@ -211,9 +214,11 @@ TEST_F(WorkerPoolTest, AWorkerPastTheDeadlineIsKilledAndAnsweredDeadlineExceeded
   EXPECT_EQ(metrics_->counts().worker_crashes, 0u);
 }
 
-// Waits until `pid` has exited (a pidfd: an event, not a timer).
+// Waits until `pid` has exited (a pidfd: an event, not a timer). The pool
+// may have seen it exit and reaped it already: then it is gone.
 void awaitExit(pid_t pid) {
   const int exited = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (exited < 0 && errno == ESRCH) return;
   ASSERT_GE(exited, 0);
   pollfd gone{exited, POLLIN, 0};
   ASSERT_EQ(poll(&gone, 1, 10000), 1);
@@ -294,6 +299,69 @@ TEST_F(WorkerPoolTest, AThousandCrashesInARowLeakNoDescriptorsOrProcesses) {
   EXPECT_EQ(zombies, 0);
   EXPECT_EQ(all, 0);  // the next worker starts with the next request
   EXPECT_EQ(metrics_->counts().worker_crashes, 1000u);
+}
+
+// Where a driven pool's replies go, as the engine's DeferredInbox.
+class CollectingSink final : public DeferredSink {
+ public:
+  void post(std::shared_ptr<DeferredReply> completed) noexcept override {
+    posted_.push_back(std::move(completed));
+  }
+  std::vector<std::shared_ptr<DeferredReply>> posted_;
+};
+
+// As the thread holding a queue's connection: polls the pool's descriptor
+// until `count` replies were posted to `sink`.
+void driveUntil(const WorkerPool& pool, const CollectingSink& sink, std::size_t count) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (sink.posted_.size() < count) {
+    ASSERT_LT(std::chrono::steady_clock::now(), give_up) << sink.posted_.size() << " posted";
+    const auto wake = pool.wakeAt();
+    int timeout = 1000;
+    if (wake != std::chrono::steady_clock::time_point::max()) {
+      const auto left = std::chrono::ceil<milliseconds>(wake - std::chrono::steady_clock::now());
+      timeout = static_cast<int>(std::clamp<long>(left.count(), 0, 1000));
+    }
+    pollfd ready{pool.pollFd(), POLLIN, 0};
+    poll(&ready, 1, timeout);
+    pool.drive();
+  }
+}
+
+TEST_F(WorkerPoolTest, WithASinkHandleReturnsAtOnceAndDriveCompletesTheReplies) {
+  const auto pool = fixturePool(2);
+  const auto sink = std::make_shared<CollectingSink>();
+  // A hung request, two good ones: the second good one waits for a free
+  // worker, which the first good one's reply makes.
+  const std::vector<std::pair<std::string, milliseconds>> calls = {
+      {"hang", milliseconds(4000)}, {"1,2", milliseconds(20000)}, {"3,4", milliseconds(20000)}};
+  std::vector<HandlerReply> replies(calls.size());
+  const auto before = std::chrono::steady_clock::now();
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    warren_request request{};
+    request.struct_size = sizeof(request);
+    request.body = str(calls[i].first);
+    request.deadline_ms = nowMs() + calls[i].second.count();
+    replies[i].sink = sink;
+    pool->handle(request, replies[i]);
+    ASSERT_TRUE(replies[i].deferred) << calls[i].first;
+  }
+  // Nothing waited on a worker: the hung one is still held.
+  EXPECT_LT(std::chrono::steady_clock::now() - before, milliseconds(1000));
+  driveUntil(*pool, *sink, 2);
+  EXPECT_EQ(replies[1].deferred->reply().body, "3");
+  EXPECT_EQ(replies[2].deferred->reply().body, "7");
+  EXPECT_TRUE(replies[1].deferred->completedInTime());
+  EXPECT_TRUE(replies[2].deferred->completedInTime());
+  EXPECT_FALSE(replies[0].deferred->completedInTime());
+  EXPECT_NE(pool->wakeAt(),
+            std::chrono::steady_clock::time_point::max());  // the hung one's deadline
+  driveUntil(*pool, *sink, 3);
+  const HandlerReply& late = replies[0].deferred->reply();
+  ASSERT_TRUE(late.error);
+  EXPECT_EQ(late.error->code, WARREN_ERROR_DEADLINE_EXCEEDED);
+  EXPECT_EQ(metrics_->counts().worker_kills, 1u);
+  EXPECT_EQ(pool->wakeAt(), std::chrono::steady_clock::time_point::max());  // nothing held
 }
 
 TEST(RestartBackoff, NoneAfterOneFailureThenDoublingUpToTheBound) {
