@@ -208,7 +208,11 @@ constexpr std::array<KeySpec, 19> kQueueKeys = {{
      [] { return formatDuration(QueueConfig{}.handler_timeout); }, 1, ms(hours(24)),
      "The deadline of a request that carries none (no `x-warren-deadline` header): its arrival "
      "plus this. The handler sees it (`deadline_ms`); a reply ready after it is replaced by a "
-     "`deadline_exceeded` error reply, and the handler is logged as late."},
+     "`deadline_exceeded` error reply, and the handler is logged as late. A handler in warrend's "
+     "process still running this long after it started is logged with its request and counted "
+     "in `warren_handlers_held`; when every consumer of the queue is so held, `/ready` says the "
+     "queue is not ready. In worker processes (`isolation: process`, `handler: exec`) the worker "
+     "is killed at the deadline instead."},
     {"durable", KeyType::kBool, false, [] { return boolText(QueueConfig{}.durable); }, 0, 0,
      "Declare the queue durable. The default matches the seed's server (pika defaults: "
      "non-durable, no arguments)."},

@@ -224,6 +224,7 @@ void QueueConnection::keeperMain() {
   for (;;) {
     const WatchedConnection::Watch watch = watch_.keep(Clock::now(), hand_off_after_);
     if (watch.taken_over) handOff();
+    rt_.held.check(Clock::now());
     auto next = watch.next;
     // While requests flow, a handler may park at any moment: look often
     // enough to hand it off in time.
@@ -829,8 +830,11 @@ warren_request QueueConnection::prepareRequest(ConsumerChannel& channel) {
 
 void QueueConnection::runHandler(const warren_request& request, ConsumerChannel& channel) {
   const auto started = Clock::now();
+  rt_.held.started(channel.index, channel.request.correlation_id, started);
   rt_.handler->handle(request, channel.reply);
-  const auto took = Clock::now() - started;
+  const auto returned = Clock::now();
+  rt_.held.finished(channel.index, returned);
+  const auto took = returned - started;
   // Lossy between threads (a load and a store), which an average may be.
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(took).count();
   const auto average = handler_ns_average_.load(std::memory_order_relaxed);

@@ -8,8 +8,9 @@
 #include "backoff.h"
 #include "broker_url.h"
 #include "config.h"
-#include "metrics_queue.h"
 #include "handler.h"
+#include "held_handlers.h"
+#include "metrics_queue.h"
 #include "queue_health.h"
 #include "request_policy.h"
 #include "stop_signal.h"
@@ -43,6 +44,7 @@ struct QueueRuntime {
         logger(std::move(queue_logger)),
         metrics(std::move(queue_metrics)),
         health(queue.name, queue.consumers, queue.prefetch, logger, metrics),
+        held(queue.consumers, queue.handler_timeout, logger, metrics),
         dead_letter(queue.arguments.count("x-dead-letter-exchange") != 0) {}
 
   const QueueConfig queue;
@@ -51,6 +53,7 @@ struct QueueRuntime {
   const std::shared_ptr<spdlog::logger> logger;
   const std::shared_ptr<QueueMetrics> metrics;
   QueueHealth health;
+  HeldHandlers held;
   StopSignal stop;
   // Requests refused a reply must go somewhere other than back to the queue.
   const bool dead_letter;

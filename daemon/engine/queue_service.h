@@ -23,8 +23,8 @@ namespace warren {
 class QueueService {
  public:
   QueueService(QueueConfig queue, BrokerSettings broker, std::chrono::milliseconds drain_timeout,
-               std::shared_ptr<const Handler> handler,
-               std::shared_ptr<spdlog::logger> logger, std::shared_ptr<QueueMetrics> metrics);
+               std::shared_ptr<const Handler> handler, std::shared_ptr<spdlog::logger> logger,
+               std::shared_ptr<QueueMetrics> metrics);
   // Stops (as requestStop) and joins.
   ~QueueService();
   QueueService(const QueueService&) = delete;
@@ -47,6 +47,8 @@ class QueueService {
   // Blocks until every consumer is consuming, or the deadline; true when so.
   bool waitConsuming(std::chrono::steady_clock::time_point deadline) const;
   int consumersConsuming() const { return runtime_->health.consumersConsuming(); }
+  // Consumers held by a handler running past handler_timeout (held_handlers.h).
+  int consumersHeld() const { return runtime_->held.held(); }
   // 1 when the thread holding the connection is past the time it promised
   // to come round again (watchdog), else 0.
   int stalledConsumers() const;

@@ -357,13 +357,22 @@ bool Supervisor::wait() {
 Readiness Supervisor::readiness() const {
   std::lock_guard lock(queues_mutex_);
   Readiness readiness{true, ""};
-  for (const auto& queue : queues_) {
-    const int consuming = queue.service->consumersConsuming();
-    if (consuming == queue.config.consumers) continue;
+  const auto notReady = [&](const std::string& why) {
     readiness.ready = false;
     if (!readiness.detail.empty()) readiness.detail += "; ";
-    readiness.detail += "queue '" + queue.config.name + "': " + std::to_string(consuming) + "/" +
-                        std::to_string(queue.config.consumers) + " consumers connected";
+    readiness.detail += why;
+  };
+  for (const auto& queue : queues_) {
+    const int consuming = queue.service->consumersConsuming();
+    if (consuming != queue.config.consumers) {
+      notReady("queue '" + queue.config.name + "': " + std::to_string(consuming) + "/" +
+               std::to_string(queue.config.consumers) + " consumers connected");
+    } else if (queue.service->consumersHeld() >= queue.config.consumers) {
+      // Connected, but serving nothing: every consumer waits on a handler.
+      notReady("queue '" + queue.config.name + "': all " + std::to_string(queue.config.consumers) +
+               " consumers held by handlers running past handler_timeout (" +
+               std::to_string(queue.config.handler_timeout.count()) + " ms)");
+    }
   }
   return readiness;
 }

@@ -73,6 +73,9 @@ MetricsFamilies::MetricsFamilies(const std::string& version)
                              "a request, that request is answered handler_crashed), kill (killed "
                              "at a request's deadline: answered deadline_exceeded) or restart "
                              "(started again after any of those or after it exited).")),
+      handlers_held_(gauge(*registry_, "warren_handlers_held",
+                           "Handlers in warrend's process that have run longer than their "
+                           "queue's handler_timeout and not returned: each holds a consumer.")),
       deferred_in_flight_(gauge(*registry_, "warren_deferred_in_flight",
                                 "Requests whose plugin deferred its reply (plugin ABI 1.1) and "
                                 "has not completed it yet.")),
@@ -151,6 +154,7 @@ QueueSeries MetricsFamilies::acquire(const std::string& queue, const std::string
     series.worker_restarts = event("restart");
     series.worker_crashes = event("crash");
     series.worker_kills = event("kill");
+    series.handlers_held = &handlers_held_.Add(labels);
     series.deferred_in_flight = &deferred_in_flight_.Add(labels);
     const auto dropped = [&](const char* reason) {
       Labels with_reason = labels;
@@ -225,6 +229,7 @@ void MetricsFamilies::removeHandlerSeries(const QueueSeries& series) {
   worker_events_.Remove(series.worker_restarts);
   worker_events_.Remove(series.worker_crashes);
   worker_events_.Remove(series.worker_kills);
+  handlers_held_.Remove(series.handlers_held);
   deferred_in_flight_.Remove(series.deferred_in_flight);
   deferred_dropped_.Remove(series.deferred_dropped_late);
   deferred_dropped_.Remove(series.deferred_dropped_lost);

@@ -43,6 +43,7 @@ struct QueueSeries {
   prometheus::Counter* worker_restarts = nullptr;             // {event="restart"}
   prometheus::Counter* worker_crashes = nullptr;              // {event="crash"}
   prometheus::Counter* worker_kills = nullptr;                // {event="kill"}
+  prometheus::Gauge* handlers_held = nullptr;
   prometheus::Gauge* deferred_in_flight = nullptr;
   prometheus::Counter* deferred_dropped_late = nullptr;  // {reason="deadline"}
   prometheus::Counter* deferred_dropped_lost = nullptr;  // {reason="connection_lost"}
@@ -111,6 +112,7 @@ class MetricsFamilies {
   prometheus::Family<prometheus::Counter>& replies_nacked_;
   prometheus::Family<prometheus::Counter>& deadline_exceeded_;
   prometheus::Family<prometheus::Counter>& worker_events_;
+  prometheus::Family<prometheus::Gauge>& handlers_held_;
   prometheus::Family<prometheus::Gauge>& deferred_in_flight_;
   prometheus::Family<prometheus::Counter>& deferred_dropped_;
   prometheus::Family<prometheus::Gauge>& consumers_connected_;

@@ -43,6 +43,7 @@ QueueCounts QueueMetrics::counts() const {
   counts.worker_crashes = read(series_.worker_crashes);
   counts.worker_kills = read(series_.worker_kills);
   counts.worker_restarts = read(series_.worker_restarts);
+  counts.handlers_held = static_cast<std::int64_t>(series_.handlers_held->Value());
   counts.deferred_in_flight = static_cast<std::int64_t>(series_.deferred_in_flight->Value());
   counts.deferred_late = read(series_.deferred_dropped_late);
   counts.deferred_lost = read(series_.deferred_dropped_lost);

@@ -35,6 +35,7 @@ struct QueueCounts {
   std::uint64_t worker_crashes = 0;     // worker processes that crashed
   std::uint64_t worker_kills = 0;       // worker processes killed at a deadline
   std::uint64_t worker_restarts = 0;    // worker processes started again
+  std::int64_t handlers_held = 0;       // handlers running past handler_timeout
   std::int64_t deferred_in_flight = 0;  // deferred replies not completed yet
   std::uint64_t deferred_late = 0;      // deferred completions dropped: past the deadline
   std::uint64_t deferred_lost = 0;      // deferred completions dropped: connection lost
@@ -82,6 +83,8 @@ class QueueMetrics {
   void workerCrashed() noexcept { series_.worker_crashes->Increment(); }
   void workerKilled() noexcept { series_.worker_kills->Increment(); }
   void workerRestarted() noexcept { series_.worker_restarts->Increment(); }
+  // In-process handlers running past handler_timeout now.
+  void setHandlersHeld(int held) noexcept { series_.handlers_held->Set(held); }
   // Deferred replies (plugin ABI 1.1): +1 when a plugin defers one, -1 when
   // its request is answered; a completion that came too late (its request
   // was answered deadline_exceeded) or for a lost connection.

@@ -129,6 +129,46 @@ TEST(Deadlines, HandlerTimeoutBoundsARequestWithoutADeadline) {
       << reply.errorMessage();
 }
 
+TEST(Deadlines, EveryConsumerHeldPastHandlerTimeoutMakesTheQueueNotReady) {
+  Gate gate;
+  RunningDaemon daemon(daemonYaml(broker().port(),
+                                  "  - name: held_all\n    handler: gate\n    consumers: 2\n"
+                                  "    handler_timeout: 300ms\n" +
+                                      gate.options(),
+                                  "", WARREN_FIXTURE_PLUGIN_DIR));
+  TestClient client(broker().port());
+  ASSERT_TRUE(daemon.supervisor().readiness().ready);
+
+  // One consumer of two held: logged with its request, still ready.
+  client.send("held_all", "held", "held-a");
+  ASSERT_TRUE(gate.waitEntered(10s));
+  ASSERT_TRUE(daemon.log().waitFor("(correlation_id 'held-a'), past handler_timeout (300 ms)", 10s))
+      << daemon.log().text();
+  EXPECT_TRUE(daemon.supervisor().readiness().ready);
+  EXPECT_EQ(daemon.counters("held_all").handlers_held, 1);
+
+  // Both held: the queue serves nothing, and says so.
+  client.send("held_all", "held", "held-b");
+  ASSERT_TRUE(gate.waitEntered(10s));
+  ASSERT_TRUE(daemon.log().waitFor("every consumer (2) is held", 10s)) << daemon.log().text();
+  const Readiness stuck = daemon.supervisor().readiness();
+  EXPECT_FALSE(stuck.ready);
+  EXPECT_NE(stuck.detail.find("queue 'held_all': all 2 consumers held by handlers running past "
+                              "handler_timeout (300 ms)"),
+            std::string::npos)
+      << stuck.detail;
+  EXPECT_EQ(daemon.counters("held_all").handlers_held, 2);
+
+  // Let go: answered (late), and ready again at once.
+  gate.open();
+  gate.open();
+  EXPECT_EQ(receiveOne(client).errorCode(), "deadline_exceeded");
+  EXPECT_EQ(receiveOne(client).errorCode(), "deadline_exceeded");
+  EXPECT_TRUE(daemon.supervisor().readiness().ready);
+  EXPECT_EQ(daemon.counters("held_all").handlers_held, 0);
+  EXPECT_TRUE(daemon.log().waitFor("returned after", 10s));
+}
+
 TEST(Deadlines, AMalformedDeadlineIsAnInvalidArgumentAndNotRun) {
   Gate gate;
   RunningDaemon daemon(gateDaemon("deadline_malformed", gate));

@@ -331,6 +331,7 @@ TEST_F(MetricsTest, FamiliesFollowPrometheusNaming) {
       {"warren_replies_nacked_total", "counter"},
       {"warren_deadline_exceeded_total", "counter"},
       {"warren_worker_events_total", "counter"},
+      {"warren_handlers_held", "gauge"},
       {"warren_deferred_in_flight", "gauge"},
       {"warren_deferred_completions_dropped_total", "counter"},
       {"warren_consumers_connected", "gauge"},
