@@ -60,9 +60,7 @@ std::vector<std::pair<std::string, std::string>> readOptions(const WorkerFrame& 
   std::string_view rest = frame.body;
   const auto text = [&] {
     if (rest.size() < 4) throw std::runtime_error("a truncated options frame");
-    const auto* u = reinterpret_cast<const unsigned char*>(rest.data());
-    const std::size_t size = (std::size_t{u[0]} << 24) | (std::size_t{u[1]} << 16) |
-                             (std::size_t{u[2]} << 8) | std::size_t{u[3]};
+    const std::size_t size = readU32(rest.data());
     rest.remove_prefix(4);
     if (rest.size() < size) throw std::runtime_error("a truncated options frame");
     std::string value(rest.substr(0, size));
@@ -114,8 +112,7 @@ std::string pluginOptionsFrame(const std::vector<std::pair<std::string, std::str
   std::string body;
   for (const auto& [key, value] : options) {
     for (const std::string* text : {&key, &value}) {
-      const auto size = static_cast<std::uint32_t>(text->size());
-      for (int shift = 24; shift >= 0; shift -= 8) body.push_back(static_cast<char>(size >> shift));
+      appendU32(static_cast<std::uint32_t>(text->size()), body);
       body.append(*text);
     }
   }

@@ -14,12 +14,6 @@ void writeU32(std::uint32_t value, char* bytes) {
   bytes[3] = static_cast<char>(value & 0xff);
 }
 
-std::uint32_t readU32(const char* bytes) {
-  const auto* u = reinterpret_cast<const unsigned char*>(bytes);
-  return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) |
-         std::uint32_t{u[3]};
-}
-
 bool fitsFieldName(std::string_view name) noexcept {
   if (name.empty()) return false;
   for (const char c : name) {
@@ -59,6 +53,18 @@ std::optional<std::string_view> WorkerFrame::field(std::string_view name) const 
     if (key == name) return std::string_view(value);
   }
   return std::nullopt;
+}
+
+void appendU32(std::uint32_t value, std::string& out) {
+  std::array<char, 4> bytes{};
+  writeU32(value, bytes.data());
+  out.append(bytes.data(), bytes.size());
+}
+
+std::uint32_t readU32(const char* bytes) noexcept {
+  const auto* u = reinterpret_cast<const unsigned char*>(bytes);
+  return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) |
+         std::uint32_t{u[3]};
 }
 
 bool fitsFieldValue(std::string_view text) noexcept {

@@ -25,6 +25,12 @@ struct WorkerFrame {
   std::optional<std::string_view> field(std::string_view name) const;
 };
 
+// A frame's lengths, and the options frame's strings (plugin_worker.h):
+// unsigned 32-bit big-endian.
+void appendU32(std::uint32_t value, std::string& out);
+// The four bytes at `bytes`.
+std::uint32_t readU32(const char* bytes) noexcept;
+
 // True when `text` can be a field value: no CR or LF.
 bool fitsFieldValue(std::string_view text) noexcept;
 

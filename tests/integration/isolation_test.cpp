@@ -5,11 +5,9 @@
 // does each on a marked body and sums "a,b" otherwise.
 #include "daemon_harness.h"
 #include "private_broker.h"
+#include "process_census.h"
 #include "rpc_client.h"
 #include "steady_load.h"
-
-#include <dirent.h>
-#include <unistd.h>
 
 #include <warren/client.hpp>
 
@@ -18,8 +16,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -51,35 +47,6 @@ constexpr bool kSanitized = false;
 std::string isolatedQueue(const std::string& name, int consumers, const std::string& extra = "") {
   return "  - name: " + name + "\n    handler: misbehave\n    isolation: process\n" +
          "    consumers: " + std::to_string(consumers) + "\n" + extra;
-}
-
-// This process is warrend here (the harness runs the supervisor in it).
-int openFds() {
-  int count = 0;
-  DIR* dir = opendir("/proc/self/fd");
-  while (readdir(dir) != nullptr) ++count;
-  closedir(dir);
-  return count - 3;  // ".", ".." and the DIR's own
-}
-
-int zombieChildren() {
-  int zombies = 0;
-  DIR* dir = opendir("/proc");
-  while (const dirent* entry = readdir(dir)) {
-    std::ifstream stat(std::string("/proc/") + entry->d_name + "/stat");
-    std::string line;
-    if (!std::getline(stat, line)) continue;
-    const std::size_t close = line.rfind(')');
-    char state = 0;
-    int ppid = 0;
-    if (close == std::string::npos ||
-        std::sscanf(line.c_str() + close + 1, " %c %d", &state, &ppid) != 2) {
-      continue;
-    }
-    if (ppid == getpid() && state == 'Z') ++zombies;
-  }
-  closedir(dir);
-  return zombies;
 }
 
 TEST(Isolation, EachMarkedRequestGetsItsErrorEveryOtherItsAnswerAndTheOtherQueueServes) {
@@ -214,7 +181,7 @@ TEST(Isolation, CrashesInARowLeakNoDescriptorsAndNoZombies) {
   }
   ASSERT_EQ(client.call("isolated_leak", "1,1").body, "2");
   EXPECT_EQ(openFds(), fds);
-  EXPECT_EQ(zombieChildren(), 0);
+  EXPECT_EQ(children().zombies, 0);
   EXPECT_EQ(daemon.counters("isolated_leak").worker_crashes, kCrashes + 1u);
 }
 
@@ -226,7 +193,7 @@ TEST(Isolation, TheWorkersEndWithTheDaemon) {
   EXPECT_TRUE(daemon->stop());
   daemon.reset();
   EXPECT_EQ(kill(worker, 0), -1);  // ended and reaped
-  EXPECT_EQ(zombieChildren(), 0);
+  EXPECT_EQ(children().zombies, 0);
 }
 
 }  // namespace

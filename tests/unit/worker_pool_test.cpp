@@ -3,8 +3,8 @@
 #include "worker_pool.h"
 
 #include "deferred_reply.h"
+#include "process_census.h"
 
-#include <dirent.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -17,7 +17,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
-#include <fstream>
 #include <mutex>
 #include <set>
 #include <string>
@@ -26,6 +25,11 @@
 
 namespace warren {
 namespace {
+
+using test::children;
+using test::kMeasuresMemory;
+using test::openFds;
+using test::residentKiB;
 
 using std::chrono::milliseconds;
 
@@ -64,56 +68,6 @@ std::int64_t nowMs() {
   return std::chrono::duration_cast<milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-// Open file descriptors of this process.
-int openFds() {
-  int count = 0;
-  DIR* dir = opendir("/proc/self/fd");
-  while (readdir(dir) != nullptr) ++count;
-  closedir(dir);
-  return count - 3;  // ".", ".." and the DIR's own
-}
-
-// Sanitizers keep freed memory (ASan's quarantine) and histories (TSan) on
-// purpose, so resident memory says nothing there; ASan's leak check covers
-// that build at exit.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kMeasuresMemory = false;
-#else
-constexpr bool kMeasuresMemory = true;
-#endif
-
-// Resident memory of this process.
-long residentKiB() {
-  std::ifstream statm("/proc/self/statm");
-  long size = 0;
-  long resident = 0;
-  statm >> size >> resident;
-  return resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
-// Children of this process, and how many of them are zombies.
-std::pair<int, int> children() {
-  int all = 0;
-  int zombies = 0;
-  DIR* dir = opendir("/proc");
-  while (const dirent* entry = readdir(dir)) {
-    std::ifstream stat(std::string("/proc/") + entry->d_name + "/stat");
-    std::string line;
-    if (!std::getline(stat, line)) continue;
-    // pid (comm) state ppid ...: comm may hold spaces, so from the last ')'.
-    const std::size_t close = line.rfind(')');
-    if (close == std::string::npos) continue;
-    char state = 0;
-    int ppid = 0;
-    if (std::sscanf(line.c_str() + close + 1, " %c %d", &state, &ppid) != 2) continue;
-    if (ppid != getpid()) continue;
-    ++all;
-    if (state == 'Z') ++zombies;
-  }
-  closedir(dir);
-  return {all, zombies};
 }
 
 class WorkerPoolTest : public ::testing::Test {
@@ -269,7 +223,7 @@ TEST_F(WorkerPoolTest, DestroyingThePoolEndsAndReapsItsWorkers) {
     EXPECT_EQ(kill(pid, 0), -1) << pid;
     EXPECT_EQ(errno, ESRCH);
   }
-  EXPECT_EQ(children().first, 0);
+  EXPECT_EQ(children().all, 0);
 }
 
 TEST_F(WorkerPoolTest, AProgramThatCannotBeStartedIsRefusedAtOnce) {
