@@ -164,7 +164,12 @@ void WorkerPool::handle(warren_request request, HandlerReply& reply) const noexc
     if (sync) drive();  // what happened since the last call, as the engine's turn would
     {
       std::lock_guard lock(mutex_);
-      submit(request, handle, steadyDeadline(request.deadline_ms));
+      try {
+        submit(request, handle, steadyDeadline(request.deadline_ms));
+      } catch (const std::exception& e) {
+        // Out of memory before a worker held it: answered here, once.
+        completeWith(handle, WARREN_ERROR_INTERNAL, e.what());
+      }
       updateWakeAt();
     }
     if (!sync) return;
@@ -181,7 +186,7 @@ void WorkerPool::handle(warren_request request, HandlerReply& reply) const noexc
     reply.content_type = std::move(done.content_type);
     reply.error = std::move(done.error);
   } catch (const std::exception& e) {
-    // Only before the request was submitted (submit() does not throw).
+    // Before the request was submitted, or a sync caller's poll() failed.
     reply.deferred.reset();
     reply.body.clear();
     reply.error = HandlerError{WARREN_ERROR_INTERNAL, e.what()};
@@ -279,7 +284,11 @@ void WorkerPool::flush(Slot& slot) const {
     if (put < 0 && errno == EAGAIN) {
       // The pipe is full: the rest once it can take more.
       if (!slot.watching_stdin) {
-        watch(slot, Source::kStdin, process.stdinFd(), EPOLLOUT);
+        try {
+          watch(slot, Source::kStdin, process.stdinFd(), EPOLLOUT);
+        } catch (const std::system_error& e) {
+          return beginDying(slot, std::string("cannot be watched (") + e.what() + ")");
+        }
         slot.watching_stdin = true;
       }
       return;
@@ -317,20 +326,28 @@ void WorkerPool::dispatchWaiting(Clock::time_point now) const {
     Waiting next = std::move(waiting_.front());
     waiting_.pop_front();
     if (!ensureRunning(*slot, next.reply)) continue;
-    std::vector<warren_header> headers;
-    headers.reserve(next.headers.size());
-    for (const auto& [key, value] : next.headers) headers.push_back({strOf(key), strOf(value)});
-    warren_request request{};
-    request.struct_size = sizeof(request);
-    request.body = strOf(next.body);
-    request.content_type = strOf(next.content_type);
-    request.headers = headers.empty() ? nullptr : headers.data();
-    request.header_count = headers.size();
-    request.redelivered = next.redelivered;
-    request.correlation_id = strOf(next.correlation_id);
-    request.deadline_ms = next.deadline_ms;
-    request.delivery_count = next.delivery_count;
-    send(*slot, request, next.reply, next.deadline);
+    try {
+      std::vector<warren_header> headers;
+      headers.reserve(next.headers.size());
+      for (const auto& [key, value] : next.headers) headers.push_back({strOf(key), strOf(value)});
+      warren_request request{};
+      request.struct_size = sizeof(request);
+      request.body = strOf(next.body);
+      request.content_type = strOf(next.content_type);
+      request.headers = headers.empty() ? nullptr : headers.data();
+      request.header_count = headers.size();
+      request.redelivered = next.redelivered;
+      request.correlation_id = strOf(next.correlation_id);
+      request.deadline_ms = next.deadline_ms;
+      request.delivery_count = next.delivery_count;
+      send(*slot, request, next.reply, next.deadline);
+    } catch (const std::exception& e) {
+      // Out of memory before the worker held it (send() sets `held` last
+      // but for the write): answered here, once.
+      if (!slot->held || slot->held->reply != next.reply) {
+        completeWith(next.reply, WARREN_ERROR_INTERNAL, e.what());
+      }
+    }
   }
 }
 
