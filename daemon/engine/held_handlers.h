@@ -44,7 +44,8 @@ class HeldHandlers {
  private:
   struct Run {
     bool running = false;
-    bool held = false;  // logged as held
+    bool held = false;    // past handler_timeout, counted in held_
+    bool logged = false;  // and said so in the log
     Clock::time_point since;
     const std::string* correlation_id = nullptr;
   };
