@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "amqp_connection.h"
 
 #include <amqp_ssl_socket.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // One AMQP connection, wrapped for RAII and for errors that say what failed.
 //
 // rabbitmq-c connections are not thread-safe: an AmqpConnection belongs to

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The nodes of one RabbitMQ cluster, tried in turn: where a connection
 // opens, and where it goes after losing one.
 #pragma once

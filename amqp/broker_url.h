@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The broker address from an amqp:// or amqps:// URL, and its log-safe form.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Assembles basic.deliver / basic.return + content header + body frames into
 // messages, one channel at a time, without ever blocking for a frame.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Many producers, one consumer that sleeps in poll(): items go in under a
 // mutex and the consumer's eventfd becomes readable. The consumer takes
 // everything at once, so producers wake it once per batch, not per item, and

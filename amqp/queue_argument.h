@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A value of a queue's x-arguments table, typed as written in YAML.
 #pragma once
 

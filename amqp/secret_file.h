@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A password kept in a file of its own (a systemd credential, a mounted
 // secret) rather than in a URL, where ps, logs and shell history see it.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // How a connection to an amqps:// broker sets up TLS.
 #pragma once
 

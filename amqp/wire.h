@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The names warrend and its clients must agree on, in one place
 // (docs/protocol.md describes them).
 #pragma once

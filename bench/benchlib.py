@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What bench/run and bench/scale share: a private broker, /proc readings,
 stopping a process. Imported by those scripts (they live beside it)."""
 import os

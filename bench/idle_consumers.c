@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * idle_consumers: holds idle consumers on many queues, laid out over
  * connections and channels as asked, so that bench/scale can measure what

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * reference_loadgen: the minimal "sum" RPC load generator in plain rabbitmq-c.
  * One connection, one channel, one thread, a fixed number of calls in flight

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * reference_server: the "sum" RPC server in plain rabbitmq-c, with nothing in
  * the way (no logging, no plugins, no framework). It measures the limit any

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The broker options warren-call and warren-bench share: where the broker
 // is, TLS, and where the password is kept. Never a password itself: ps and
 // shell history would show it.

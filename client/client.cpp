@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include <warren/client.hpp>
 
 #include "amqp_connection.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Watches the client I/O thread's connection from a thread of its own, for
 // the two moments that thread cannot look after the connection itself:
 //   - rabbitmq-c waits forever in a send the broker does not read (a stuck

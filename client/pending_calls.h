@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The calls a Client has in flight: correlation id -> who waits, and when
 // each one times out. Used by the client's I/O thread only (not thread-safe).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The channel a Client publishes its requests on, and the publisher-confirm
 // tags of those requests. Used by the client's I/O thread only.
 //

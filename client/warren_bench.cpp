@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // warren-bench: measure calls per second, latency and client CPU of one
 // warren::Client calling the sum queue with a fixed number of calls in flight.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // warren-call: call a warren queue from the command line.
 //
 //   warren-call [--broker URL] [--timeout SECONDS] [--parallel N] [--stdin]

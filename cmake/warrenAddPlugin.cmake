@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # warren_add_plugin(<target> <name> <source>...)
 #
 # Builds the handler plugin <name>.so from <source>...: a MODULE library (a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # What `cmake --install` puts where (folders: cmake/warrenInstallDirs.cmake).
 # Included at the end of the top-level CMakeLists.txt, once every target exists.
 #

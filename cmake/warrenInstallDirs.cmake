@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Where `cmake --install` and the .deb put warren's files. Included near the
 # top of the top-level CMakeLists.txt, before any install() rule;
 # cmake/warrenInstall.cmake holds the rules themselves.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Runs at install time (cmake --install, cpack), from the install(CODE) in
 # cmake/warrenInstall.cmake, which sets:
 #   WARREN_SOURCE_DIR, WARREN_BINARY_DIR

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // warrend: parse arguments, wait for signals, let the Supervisor do the rest.
 //
 // Signals are blocked in every thread and taken here with sigtimedwait(), so

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fuzzes parseBrokerUrl() and redactBrokerUrl(). parseBrokerUrl() throws
 // std::invalid_argument and nothing else; for a URL that parses with a
 // password, the redacted form must not give the password away.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fuzzes how the client turns a reply into a CallOutcome: the reply is
 // assembled from frames decoded from the input (frame_stream.h), then goes
 // through client_detail::outcomeOfReply(), the pure step after assembly

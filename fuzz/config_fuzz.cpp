@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fuzzes the configuration loader with arbitrary YAML text. parseConfig()
 // promises to throw ConfigError and nothing else (daemon/config/config.h); any other
 // exception escapes and is reported as a crash.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fuzzes DeliveryAssembler and textHeaders() with frames decoded from the
 // input (frame_stream.h), checking what every completed message promises.
 #include "frame_stream.h"

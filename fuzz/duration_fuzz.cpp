@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fuzzes parseDuration(): a parsed duration is never negative, and writing it
 // back in milliseconds parses to the same value.
 #include "duration.h"

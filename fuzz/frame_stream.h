@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Turns fuzz input into the frames an AMQP connection hands the
 // DeliveryAssembler, decoded by rabbitmq-c itself from the fuzzed bytes.
 //

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Writes the seed corpus in fuzz/corpus/<target>/ (small files, committed).
 
 Frame inputs use the record format of fuzz/frame_stream.h; the AMQP

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // warrend's configuration: one YAML file, validated completely at load.
 //
 // Every rule violation is an error that starts with "FILE:LINE:COLUMN: " and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // config_doc FILE: rewrites the key tables of FILE (docs/configuration.md)
 // from the configuration schema, so the docs follow daemon/config/config_schema.cpp.
 // config_test checks that the committed file needs no rewrite.

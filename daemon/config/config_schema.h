@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The configuration file's keys, declared once: for each section a table of
 // keys with type, default, bounds and a one-line description.
 //

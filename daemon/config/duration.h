@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Durations as written in configuration: "250ms", "10s", "1.5s", "2m".
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `warrend --check-config FILE`: everything a start would refuse, found
 // without connecting to the broker, like `nginx -t`.
 #pragma once

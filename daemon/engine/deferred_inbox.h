@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Where a queue's deferred replies arrive once their plugin completes them
 // (plugin_host/deferred_reply.h): posted from the plugin's threads, taken by
 // the thread holding the queue's connection, which poll()s fd() beside its

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "held_handlers.h"
 
 #include "log_escape.h"

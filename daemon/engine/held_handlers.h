@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Which of a queue's consumers are held by a handler running in warrend's
 // process past the queue's handler_timeout: a plugin that hangs holds its
 // consumer until it returns, and a queue whose every consumer is held serves

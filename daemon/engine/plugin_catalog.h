@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The plugin files warrend has loaded, so that a path is loaded once while
 // its file stays the same, and anew once the file is replaced.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // One queue's connection to the broker and the threads that serve it.
 //
 // The connection carries a channel per consumer (prefetch P, manual acks)

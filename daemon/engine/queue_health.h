@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Whether a queue's consumers are consuming: for readiness, for tests that
 // wait, and for a log that speaks once per outage instead of once per
 // attempt.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What the threads serving one queue share: its configuration, broker
 // settings, handler, logger, metrics, health and stop signal. Held by
 // shared_ptr from each of them, so that a thread left running past the drain

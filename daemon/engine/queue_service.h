@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Serves one configured queue: its connection with N consumers
 // (queue_connection.h), and the stop, drain and join that a reload or
 // shutdown asks of it.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "reply_properties.h"
 
 #include "metrics_outcome.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The AMQP properties of a reply (docs/protocol.md, "Replies").
 //
 // A success reply carries the request's correlation_id, the handler's

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What to do with one delivery, decided without a broker: the consumer
 // (queue_connection.h) gathers the facts, asks decide(), and only executes the
 // answer. Tests drive it directly (tests/unit/request_policy_test.cpp).

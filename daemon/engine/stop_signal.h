@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A one-way stop request that threads can test, wait on with a timeout, or
 // poll() for next to a socket.
 #pragma once

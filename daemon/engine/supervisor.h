@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The daemon: from a validated Config to serving queues, through reloads,
 // and back down.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // An eventfd that one thread signals and another poll()s beside a socket,
 // then clears: "something was posted for you".
 #pragma once

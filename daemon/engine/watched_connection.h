@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A queue's connection as its keeper thread sees it (queue_connection.h).
 //
 // Handlers run on the thread that holds the connection, so a request costs

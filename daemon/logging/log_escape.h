@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Request fields in log lines. A correlation_id or reply_to is whatever the
 // caller sent: written raw, a newline in one forges a log line of its own.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Lets one log line of a kind through per interval and counts the ones held
 // back, so that a flood of one event (every queued request found past its
 // deadline under overload) costs a line per interval, which says how many

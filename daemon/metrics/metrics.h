@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // warrend's Prometheus metrics: the registry of warren_ families, the
 // per-queue handles the engine updates, and the HTTP endpoint serving
 // /metrics and /ready. docs/metrics.md lists every family.

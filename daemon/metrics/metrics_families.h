@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The registry behind Metrics: every warren_ family, and the per-queue series
 // shared by the QueueMetrics handles of one queue.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The HTTP endpoint of warrend's metrics port: GET /metrics (Prometheus text
 // exposition) and GET /ready (200 "ready" or 503 "not ready: why").
 //

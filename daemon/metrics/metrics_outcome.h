@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // How a request ended: the `outcome` label of warren_requests_finished_total.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The metrics handle of one served queue: what its consumer threads update.
 //
 // Made by Metrics::addQueue(). Every method is a lock-free atomic update of a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What GET /ready answers: whether warrend serves every configured queue
 // fully, and if not, what is missing.
 #pragma once

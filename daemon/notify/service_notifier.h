@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tells systemd how warrend is doing (sd_notify(3)) for Type=notify units:
 // READY=1 once every consumer is connected, RELOADING=1 ... READY=1 around a
 // reload, STOPPING=1, STATUS= lines for `systemctl status`, WATCHDOG=1 pings.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A reply a plugin deferred (warren_host_api.reply_defer, since ABI 1.1):
 // the handle it completes later, from any thread, and where that completion
 // goes.

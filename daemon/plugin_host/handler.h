@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What serves one queue's requests: a plugin instance in warrend's process,
 // or a pool of worker processes (daemon/workers).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What a handler produced for one request, owned by the host.
 #pragma once
 

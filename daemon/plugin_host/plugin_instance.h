@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // One handler instance of a plugin, created for one queue with its options.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A loaded plugin file: the dlopen handle and its validated descriptor.
 #pragma once
 

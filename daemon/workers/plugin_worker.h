@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The worker side of `isolation: process`: warrend started as
 //   warrend --handler-worker PLUGIN_PATH QUEUE
 // reads the queue's options from the first frame on stdin (not from its

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The frames warrend and a handler worker exchange over the worker's stdin
 // and stdout (docs/exec-handlers.md): an 8-byte prefix (header length, body
 // length; unsigned 32-bit big-endian), the header text ("name: value\n"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A queue's handler run in worker processes (isolation: process, handler:
 // exec): one worker per consumer, each answering one request at a time over
 // its stdin and stdout (docs/exec-handlers.md). A worker that dies or breaks

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // One handler worker process: spawned in its own process group with its
 // stdin and stdout on pipes to warrend, killed (with its group) and reaped
 // when it is no longer wanted.

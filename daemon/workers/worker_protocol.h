@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The meaning of the frames (worker_frame.h) warrend and a handler worker
 // exchange: a request one way, its reply the other (docs/exec-handlers.md,
 // protocol version 1).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The stderr of a queue's worker processes, into warrend's log: one pipe
 // they all write to, and a thread that logs each line under the queue's
 // logger, at info or at the level a "[error] " (etc.) prefix names.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The seed's sum as a warren exec handler: body "a,b" -> the decimal sum.
 
 Replies exactly as warren's C++ plugin (plugins/sum/sum_parser.cpp) does,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A warren exec handler in a few lines: serve(handler) answers warrend.
 
 warrend (``handler: exec``) starts this program and speaks the framed

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Calls the `sum` queue: every body at once, one line per answer.
 
     sum_client.py [--url URL] [--queue sum] [--timeout SECONDS] [BODY...]

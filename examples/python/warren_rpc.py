@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Calls warrend (or any server of its protocol) from Python, with pika.
 
     from warren_rpc import RpcClient, RpcError, RpcTimeout

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libwarren-client: call warren (or any server of the seed's protocol) over
 // RabbitMQ.
 //

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * warren plugin ABI: the one header a handler plugin compiles against.
  *

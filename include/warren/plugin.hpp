@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Header-only C++ helper for writing a warren plugin as a class.
 //
 //   class Echo {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The sum handler's logic, apart from the plugin glue so it is unit-tested
 // directly: body "a,b" -> decimal a+b, or an error saying what is wrong.
 #pragma once

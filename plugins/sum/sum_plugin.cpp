@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The "sum" handler plugin: body "a,b" -> the decimal sum, as the seed's
 // Python server replies. The logic lives in sum_parser.cpp.
 #include <warren/plugin.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The upper handler's logic, apart from the plugin glue so that it is
 // unit-tested directly: the queue's options -> Settings, a body -> the reply.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The "upper" handler plugin: replies with the request body upper-cased (or
 // lower-cased), after an optional prefix. The logic is in upper_case.cpp; this
 // file is the glue plugin.hpp needs: a class built from the queue's options,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libwarren-client against warrend and a real RabbitMQ started for this
 // executable.
 #include "daemon_harness.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // warrend and libwarren-client on a real 3-node RabbitMQ cluster on
 // loopback (scripts/rabbitmq-cluster), with a quorum queue, under load, while
 // nodes are killed with SIGKILL: every call is accounted for (sent, answered,

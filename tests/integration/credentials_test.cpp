@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Credentials kept out of URLs and command lines: warrend reads the password
 // from a file or a systemd credential, warren-call from a file, and the
 // password never shows in a log line or an error.

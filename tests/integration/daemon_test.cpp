@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // warrend's engine, in-process, against a real RabbitMQ started for this
 // executable. Every test uses its own queue names and ends by checking the
 // broker holds no unacked or stranded message for them.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Deadlines (docs/protocol.md#deadlines): a request whose caller has given up
 // is answered deadline_exceeded, and its handler is not run. The gate fixture
 // counts its handle() calls ("calls"), so each test asks the handler itself

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Deferred replies (plugin ABI 1.1, docs/plugins.md#deferring-a-reply): the
 // deferred fixture returns from handle() at once and completes each reply
 // from its own thread after a delay, so one consumer with prefetch N holds

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The delivery guarantee of replies: a request is acked only once the broker
 // confirmed its reply, and the reply has the request's persistence, so that
 // a caller with persistent requests and a durable reply queue gets an answer

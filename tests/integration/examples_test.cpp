@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The Python caller the project ships (examples/python/sum_client.py, on
 // Debian's python3-pika) against warrend, as a Python team would run it.
 #include "child_process.h"

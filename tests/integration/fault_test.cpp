@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The broker goes away under a serving daemon, politely and not.
 #include "daemon_harness.h"
 #include "fifo_gate.h"

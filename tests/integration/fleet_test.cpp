@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Several warrend processes serving the same queues, as a team runs them
 // behind one broker: a rolling restart under steady load loses nothing.
 #include "child_process.h"

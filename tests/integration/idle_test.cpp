@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // An idle warrend, and an idle client, cost next to no CPU: every thread
 // blocks in poll() until input, a stop request or its heartbeat tick.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // isolation: process (docs/exec-handlers.md#isolation-process): a plugin that
 // segfaults, aborts, exits or hangs on a request costs that request only,
 // answered handler_crashed (or deadline_exceeded), while the queue's other

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A request that kills warrend every time it is handled (a crashing plugin):
 // with a quorum queue's delivery_limit it ends in the dead-letter queue an
 // operator can inspect, while a supervisor (systemd's Restart=on-failure,

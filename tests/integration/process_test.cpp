@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The warrend binary as an operator runs it: arguments, exit codes, signals.
 #include "child_process.h"
 #include "config_file.h"

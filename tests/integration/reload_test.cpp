@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Operating warrend in-process against a real broker: metrics that move with
 // the traffic, readiness that follows the broker, and reloads under load that
 // lose no request and answer none twice.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The reply path: requests whose reply the broker refuses, and what that
 // must not do to the queue that received them.
 #include "daemon_harness.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The seed's Python client (../shared/seed/python/client.py), unchanged,
 // against warrend, and its server against warren-call. The client is fixed
 // to localhost:5672, so this executable's broker takes that port.

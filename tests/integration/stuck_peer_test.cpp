@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // warrend behind a broker path that stops reading and writing (TcpProxy
 // paused): no wait may last forever. rabbitmq-c's sends have no timeout, so
 // each case here hung before the daemon bounded them.

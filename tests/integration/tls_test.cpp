@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // TLS to the broker (amqps://), against a private broker with a test CA
 // generated at start-up (scripts/make-test-certs): verified by default,
 // refused clearly, never downgraded; EXTERNAL login with a client certificate.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The .deb packages: cpack builds them from this build tree (no rebuild: it
 # installs the binaries already built, with prefix /usr, into a staging
 # folder), dpkg-deb lists every promised path, the control data holds the
@@ -99,3 +100,13 @@ cat "$tmp/lintian.log"
 [[ $status == 0 ]] || fail "lintian reports errors (exit $status)"
 grep -q '^E: ' "$tmp/lintian.log" && fail "lintian reports errors"
 echo "lintian: no errors ($(grep -c '^W: ' "$tmp/lintian.log" || true) warning(s))"
+
+# The licence: a machine-readable copyright file that lintian accepts, at
+# every level (-I: info tags too), naming the licence of LICENSE.
+lintian -I --tag-display-limit 0 "$deb" "$dev" >"$tmp/lintian-info.log" 2>&1 || true
+! grep -iE 'copyright|licen[cs]e' "$tmp/lintian-info.log" ||
+  fail "lintian -I has tags about the copyright file"
+copyright=$(dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/share/doc/warren/copyright)
+grep -qx 'License: Apache-2.0' <<<"$copyright" || fail "the copyright file names no Apache-2.0 licence"
+grep -q 'Apache License' "$source_dir/LICENSE" || fail "LICENSE is not the Apache License"
+echo "copyright: Apache-2.0, no lintian tags about it"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The plugin SDK from a staged install: `cmake --install` into a temporary
 # prefix lays out what was promised; plugins/upper, copied out of the tree as
 # an author would, builds against it with find_package(warren); and warrend

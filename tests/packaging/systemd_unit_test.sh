@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # systemd/warrend.service: `systemd-analyze verify` accepts it without a
 # single complaint, and `systemd-analyze security` rates it 2.0 or lower.
 #   systemd_unit_test.sh SOURCE_DIR WARREND

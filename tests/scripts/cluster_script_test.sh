@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # scripts/rabbitmq-cluster end to end: a 3-node cluster keeps a quorum queue's
 # messages when the node holding the queue's leader is killed, and takes that
 # node back as a running member on restart.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # scripts/demo --once as a user who cloned only this repository runs it: no
 # seed beside the clone (WARREN_SEED_DIR points nowhere), no broker on
 # localhost:5672. It must start its throwaway broker and warrend, get the 10

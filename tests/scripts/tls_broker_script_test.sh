@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # scripts/rabbitmq-private start --tls end to end, checked with openssl s_client:
 # the broker's certificate verifies against the test CA for the name localhost,
 # not against another CA, not for the address 127.0.0.1; a client certificate

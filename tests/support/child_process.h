@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A child process for tests, with its stdout+stderr captured and awaitable.
 #pragma once
 

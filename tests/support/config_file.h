@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A configuration file in a fresh temporary directory, removed with the
 // object: what a test hands to a warrend process.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Runs the real warrend engine in-process against the test broker, with a
 // log sink the test can wait on.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Waits for a condition only an outside tool can observe (rabbitmqctl's view
 // of a queue): checks it until it holds or the deadline passes.
 #pragma once

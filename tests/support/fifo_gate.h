@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Holds the gate fixture plugin (tests/fixtures/plugins/gate.cpp) inside
 // handle() until the test lets it go: two FIFOs, no sleeping on either side.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Talks to warrend's metrics endpoint the way Prometheus and a load
 // balancer do: plain HTTP GET, and the text exposition parsed into samples.
 #pragma once

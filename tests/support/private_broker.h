@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Throwaway RabbitMQ for tests: one node (PrivateBroker, optionally with TLS)
 // or a 3-node cluster (PrivateCluster), run through scripts/rabbitmq-private
 // and scripts/rabbitmq-cluster in a temporary directory on free loopback ports.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What this test process holds, read from /proc: open descriptors, child
 // processes (zombies among them) and resident memory. For tests that end
 // many workers and check that nothing is left behind. Header-only, so that

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "rpc_client.h"
 
 #include <amqp_tcp_socket.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A deliberately plain RPC caller for tests, written directly on rabbitmq-c
 // (not on warren's own code paths): one connection, one exclusive reply
 // queue, requests pipelined, replies matched by correlation_id.

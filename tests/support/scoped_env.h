@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Sets an environment variable for one scope (children started meanwhile
 // inherit it), restoring what was there before.
 #pragma once

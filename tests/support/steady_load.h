@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Keeps a fixed number of calls in flight against a queue that sums "a,b",
 // checks every answer and accounts for every call, Jepsen-style: sent,
 // answered (correctly), wrong, duplicate (a call completed twice), and failed

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "tcp_proxy.h"
 #include "unique_fd.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A loopback TCP proxy that a test puts between a client (warrend, the
 // client library) and a real server (RabbitMQ) to play a peer that gets
 // stuck or vanishes: pause() stops all forwarding, so the kernel buffers

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A file descriptor that closes itself: the sockets of the test helpers
 // (TcpProxy) and of their tests.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tests of the capped exponential backoff with jitter (amqp/backoff.cpp).
 // The jitter is random, so each property is checked over many samples.
 #include <gtest/gtest.h>

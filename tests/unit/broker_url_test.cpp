@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tests of broker URL parsing and redaction (amqp/broker_url.cpp).
 #include <gtest/gtest.h>
 

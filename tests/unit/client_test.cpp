@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The client's bookkeeping, without a broker: correlation ids, deadlines,
 // late replies, and how reply messages map to outcomes.
 #include "pending_calls.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tests of the configuration parser (daemon/config/config.cpp) and of parseDuration.
 #include <gtest/gtest.h>
 #include <poll.h>

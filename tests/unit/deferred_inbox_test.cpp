@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The queue's inbox of completed deferred replies: what wakes the thread
 // holding the connection, and when it need not.
 #include "deferred_inbox.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tests of the frame-by-frame message assembler (amqp/delivery_assembler.cpp).
 // Frames are built by hand, as rabbitmq-c's amqp_simple_wait_frame() hands them over.
 #include <gtest/gtest.h>

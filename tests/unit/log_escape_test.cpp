@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tests of escapeForLog (daemon/engine/log_escape.cpp).
 #include <gtest/gtest.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tests of the metrics module (daemon/metrics*.cpp): a real HTTP server on a
 // loopback port, scraped over a socket; the text exposition is parsed, never
 // grepped.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PluginLibrary / PluginInstance against real shared objects: the sum plugin
 // and one fixture per loader failure mode (tests/fixtures/plugins).
 #include "handler_reply.h"

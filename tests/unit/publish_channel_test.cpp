@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Which channel the client publishes on and which calls a confirm covers,
 // without a broker (client/publish_channel.h).
 #include "publish_channel.h"

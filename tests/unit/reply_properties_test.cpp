@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tests of the AMQP properties of replies (daemon/engine/reply_properties.cpp).
 #include <gtest/gtest.h>
 

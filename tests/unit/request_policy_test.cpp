@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tests of what warrend does with a delivery (daemon/engine/request_policy.cpp),
 // without a broker.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tests of ServiceNotifier (daemon/notify/service_notifier.cpp): the test plays
 // systemd, with its own datagram socket as $NOTIFY_SOCKET, and reads back the
 // exact messages in the order they were sent.

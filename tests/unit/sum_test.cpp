@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Unit tests of the sum handler's logic (warren::sum::compute), no dlopen.
 #include "sum_parser.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The test proxy (tests/support/tcp_proxy.h) against loopback sockets the
 // test drives itself, and a one-thread echo server: no broker.
 #include "tcp_proxy.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Unit tests of the upper handler's logic (plugins/upper/upper_case.cpp):
 // option validation and the conversion, no dlopen.
 #include "upper_case.h"

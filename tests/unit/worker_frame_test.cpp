@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The frames and their meaning (docs/exec-handlers.md), both directions.
 #include "worker_frame.h"
 #include "worker_protocol.h"

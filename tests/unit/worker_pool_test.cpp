@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The worker pool with real programs: the exec fixture
 // (tests/fixtures/exec/misbehaving_handler.py) and sh. No broker.
 #include "worker_pool.h"
