@@ -24,16 +24,21 @@ inline void addBrokerFlags(CLI::App& app, BrokerFlags& flags) {
   app.add_option("--broker", flags.url,
                  "Broker URL, amqp:// or amqps:// (TLS); several nodes of one cluster as one "
                  "argument separated by spaces. Default: $WARREN_BROKER_URL, else "
-                 "amqp://guest:guest@localhost:5672/%2f");
+                 "amqp://guest:guest@localhost:5672/%2f")
+      ->type_name("URL");
   app.add_option("--password-file", flags.password_file,
                  "File holding the broker password, for a URL without one (default: "
-                 "$WARREN_BROKER_PASSWORD_FILE)");
+                 "$WARREN_BROKER_PASSWORD_FILE)")
+      ->type_name("FILE");
   app.add_option("--ca-file", flags.tls.ca_file,
                  "amqps://: PEM CA file the broker's certificate must chain to (default: the "
-                 "system trust store)");
+                 "system trust store)")
+      ->type_name("FILE");
   auto* cert = app.add_option("--cert-file", flags.tls.cert_file,
-                              "amqps://: PEM client certificate, with --key-file");
-  auto* key = app.add_option("--key-file", flags.tls.key_file, "amqps://: PEM key of --cert-file");
+                              "amqps://: PEM client certificate, with --key-file")
+                   ->type_name("FILE");
+  auto* key = app.add_option("--key-file", flags.tls.key_file, "amqps://: PEM key of --cert-file")
+                  ->type_name("FILE");
   cert->needs(key);
   key->needs(cert);
   app.add_flag("--no-verify", flags.no_verify,

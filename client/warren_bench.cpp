@@ -62,7 +62,9 @@ constexpr const char* kFooter =
     "  0  the run completed without errors, timeouts or wrong answers\n"
     "  1  at least one error, timeout or wrong answer\n"
     "  2  usage error\n"
-    "  4  cannot connect to the broker";
+    "  4  cannot connect to the broker\n"
+    "\n"
+    "Documentation: warren-bench(1), warrend(8), and /usr/share/doc/warren/client.md.";
 
 using Clock = std::chrono::steady_clock;
 

@@ -61,7 +61,9 @@ constexpr const char* kFooter =
     "  3  at least one call timed out\n"
     "  4  cannot connect to the broker, or the connection was lost\n"
     "  5  no such queue (the broker returned the request)\n"
-    "  6  the broker refused the request (a full queue, or one without a majority)";
+    "  6  the broker refused the request (a full queue, or one without a majority)\n"
+    "\n"
+    "Documentation: warren-call(1), warrend(8), and /usr/share/doc/warren/client.md.";
 
 // --timeout: a finite number of seconds, > 0 and at most kMaxTimeoutSeconds.
 std::string checkTimeout(const std::string& value) {

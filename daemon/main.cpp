@@ -203,26 +203,59 @@ void serve(warren::Supervisor& supervisor, const Options& options, const sigset_
   }
 }
 
+// The end of --help, and of warrend(8), which is made from --help.
+constexpr const char* kHelpFooter = R"(Exit status:
+  0   stopped by SIGTERM or SIGINT, or --check, --help or --version succeeded
+  1   a runtime failure, logged; among them the metrics address cannot be
+      listened on (the port is taken, or the address is not this machine's)
+  2   a bad command line
+  70  an exit() warrend did not ask for: a plugin or a library called it
+      while serving (stderr names the queue and plugin), never a clean stop
+  78  a configuration error: the file, a plugin, or a plugin's options
+
+Signals:
+  SIGTERM, SIGINT  stop gracefully: no new requests, the ones not started go
+                   back to the broker, those in progress finish within
+                   shutdown.drain_timeout, are answered and acked; exit 0
+  SIGHUP           reload the configuration file; a file or plugin that
+                   fails leaves the running configuration serving
+
+Files:
+  /etc/warren/warren.yaml   the configuration file, warren.yaml(5)
+  /usr/lib/warren/plugins   the handler plugins (plugins.dir)
+
+Documentation:
+  warren.yaml(5), warren-call(1), warren-bench(1), and in
+  /usr/share/doc/warren: operations.md (signals, reload, logs, systemd,
+  faults), configuration.md, metrics.md, protocol.md, plugins.md,
+  exec-handlers.md)";
+
 int run(int argc, char** argv) {
-  CLI::App app{"warrend: serves RPC requests from RabbitMQ queues with handler plugins"};
+  CLI::App app{"warrend: serves RPC requests from RabbitMQ queues with handler plugins", "warrend"};
   app.set_version_flag("--version", std::string("warrend ") + WARREN_VERSION);
+  app.footer(kHelpFooter);
   Options options;
   bool check = false;
   std::string check_path;
-  app.add_option("-c,--config", options.config_path, "YAML configuration file")
+  app.add_option("-c,--config", options.config_path, "The YAML configuration file")
+      ->type_name("FILE")
       ->capture_default_str();
   app.add_option("--plugin-dir", options.plugin_dir,
-                 "Load plugins from this folder instead of the file's plugins.dir");
-  app.add_option("--log-level", options.log_level, "Log level, overriding logging.level")
+                 "Load plugins from this folder instead of the file's plugins.dir")
+      ->type_name("DIR");
+  app.add_option("--log-level", options.log_level, "Log at this level, overriding logging.level")
+      ->type_name("LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
-  auto* check_flag =
-      app.add_flag("--check", check, "Validate the configuration and plugins, then exit");
-  app.add_option("--check-config", check_path,
-                 "Validate FILE and load its plugins (ABI, options, create/destroy), print OK "
-                 "or every error, exit 0 or 78")
-      ->excludes(check_flag);
+  app.add_flag("--check", check,
+               "Validate the --config file and load its plugins, print OK or every error, exit "
+               "0 or 78");
+  app.add_option("--check-config", check_path, "The same for FILE (instead of --check)")
+      ->type_name("FILE");
   try {
     app.parse(argc, argv);
+    if (check && !check_path.empty()) {
+      throw CLI::ExcludesError("--check", "--check-config");
+    }
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : kExitUsage;

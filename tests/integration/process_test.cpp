@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -47,7 +48,39 @@ TEST(Warrend, PrintsVersionAndHelp) {
   EXPECT_EQ(output, std::string("warrend ") + WARREN_VERSION + "\n");
   EXPECT_EQ(exitCodeOf({"--help"}, &output), 0);
   EXPECT_NE(output.find("--config"), std::string::npos);
+  // Where an operator looks first: every exit code, the signals, the docs.
+  for (const char* needle :
+       {"Usage: warrend [OPTIONS]", "Exit status:", "\n  0 ", "\n  1 ", "\n  2 ", "\n  70 ",
+        "\n  78 ", "Signals:", "SIGHUP", "SIGTERM", "warren.yaml(5)", "/usr/share/doc/warren"}) {
+    EXPECT_NE(output.find(needle), std::string::npos) << needle << " in:\n" << output;
+  }
   EXPECT_EQ(exitCodeOf({"--no-such-flag"}, &output), 2);
+  EXPECT_EQ(exitCodeOf({"--check", "--check-config", "x.yaml"}, &output), 2);
+  EXPECT_NE(output.find("--check excludes --check-config"), std::string::npos) << output;
+}
+
+// A metrics port another process holds: exit 1, as --help and
+// docs/operations.md say, with the address and the reason.
+TEST(Warrend, ExitsOneWhenItsMetricsPortIsTaken) {
+  const int taken = freeLoopbackPort();
+  const int holder = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(holder, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<std::uint16_t>(taken));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(holder, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::listen(holder, 1), 0);
+  const ConfigFile config(
+      "taken.yaml",
+      withMetrics(daemonYaml(broker().port(), "  - name: q\n    handler: sum\n"), taken));
+  std::string output;
+  EXPECT_EQ(exitCodeOf({"--config", config.path()}, &output), 1) << output;
+  EXPECT_NE(output.find("metrics.listen 127.0.0.1:" + std::to_string(taken) +
+                        ": cannot listen: Address already in use"),
+            std::string::npos)
+      << output;
+  ::close(holder);
 }
 
 TEST(Warrend, RefusesABrokenConfigNamingFileLineAndKey) {
