@@ -28,6 +28,12 @@ install(CODE "
   include(\"${PROJECT_SOURCE_DIR}/cmake/warrenInstallSystemFiles.cmake\")"
         COMPONENT runtime)
 
+# The manual pages (docs/man), gzipped, each into man<section>.
+foreach(page IN LISTS WARREN_MAN_PAGE_FILES)
+  string(REGEX MATCH "[0-9]$" section ${page})
+  install(FILES ${page}.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man${section} COMPONENT runtime)
+endforeach()
+
 file(GLOB warren_docs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/docs/*.md)
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${warren_docs} DESTINATION ${CMAKE_INSTALL_DOCDIR}
         COMPONENT runtime)

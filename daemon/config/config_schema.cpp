@@ -252,6 +252,8 @@ constexpr std::array<SectionSpec, 10> kSections = {{
     {"queues[].dead_letter", "dead_letter.", kDeadLetterKeys},
 }};
 
+}  // namespace
+
 std::string_view typeName(KeyType type) {
   switch (type) {
     case KeyType::kString:
@@ -273,8 +275,6 @@ std::string_view typeName(KeyType type) {
   }
   return "?";
 }
-
-}  // namespace
 
 const KeySpec& SectionSpec::key(std::string_view name) const {
   for (const KeySpec& spec : keys) {

@@ -68,6 +68,9 @@ std::span<const SectionSpec> configSchema();
 // The section at `path`; std::logic_error when there is none (a bug).
 const SectionSpec& schemaSection(std::string_view path);
 
+// "string", "duration", ...: the type as the docs name it.
+std::string_view typeName(KeyType type);
+
 // "1 to 65535", "0s to 1h", "": the bounds as the docs and messages show them.
 std::string boundsText(const KeySpec& key);
 

@@ -44,7 +44,9 @@ expect_paths "$deb" usr/bin/warrend usr/bin/warren-call usr/bin/warren-bench \
   usr/share/doc/warren/README.md usr/share/doc/warren/operations.md \
   usr/share/doc/warren/configuration.md usr/share/doc/warren/plugins.md \
   usr/share/doc/warren/packaging.md \
-  usr/share/doc/warren/copyright usr/share/doc/warren/changelog.gz
+  usr/share/doc/warren/copyright usr/share/doc/warren/changelog.gz \
+  usr/share/man/man8/warrend.8.gz usr/share/man/man1/warren-call.1.gz \
+  usr/share/man/man1/warren-bench.1.gz usr/share/man/man5/warren.yaml.5.gz
 expect_paths "$dev" usr/include/warren/plugin.h usr/include/warren/plugin.hpp \
   usr/share/cmake/warren/warrenConfig.cmake usr/share/cmake/warren/warrenConfigVersion.cmake \
   usr/share/cmake/warren/warrenAddPlugin.cmake \
@@ -110,3 +112,10 @@ copyright=$(dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/share/doc/warren/copy
 grep -qx 'License: Apache-2.0' <<<"$copyright" || fail "the copyright file names no Apache-2.0 licence"
 grep -q 'Apache License' "$source_dir/LICENSE" || fail "LICENSE is not the Apache License"
 echo "copyright: Apache-2.0, no lintian tags about it"
+
+# A manual page for each program and the configuration file, and nothing
+# lintian finds wrong with them (no override hides a missing one).
+! grep -E 'no-manual-page|manpage-|groff-message' "$tmp/lintian-info.log" ||
+  fail "lintian -I has tags about the manual pages"
+! dpkg-deb -c "$deb" | grep -q 'lintian/overrides' || fail "the package carries lintian overrides"
+echo "manual pages: warrend(8), warren-call(1), warren-bench(1), warren.yaml(5); no lintian tags"

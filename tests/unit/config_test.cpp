@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "config.h"
+#include "config_man.h"
 #include "config_schema.h"
 #include "duration.h"
 #include "scoped_env.h"
@@ -887,6 +888,31 @@ TEST(ConfigSchemaTest, EverySectionNeedsItsDocTable) {
     all += "<!-- keys: " + std::string(section.path) + " -->\nold\n<!-- end keys -->\n";
   }
   EXPECT_EQ(withKeyTables(all), renderKeyTables());
+}
+
+// warren.yaml(5) is rendered from the same schema: every key of every
+// section is an entry, with its default, and the example is quoted with
+// lines that could be roff requests defused.
+TEST(ConfigSchemaTest, TheManPageHasAnEntryForEveryKey) {
+  const std::string page = renderConfigManPage("9.8.7", "queues:\n.dot: 1\n\n'quote\n");
+  EXPECT_NE(page.find(".TH WARREN.YAML 5 \"\" \"warren 9.8.7\""), std::string::npos) << page;
+  std::size_t keys = 0;
+  for (const SectionSpec& section : configSchema()) {
+    for (const KeySpec& key : section.keys) {
+      const std::string entry =
+          ".TP\n.B " + std::string(section.doc_prefix) + std::string(key.name) + "\n";
+      EXPECT_NE(page.find(entry), std::string::npos) << entry;
+      ++keys;
+    }
+  }
+  EXPECT_GT(keys, 40u);
+  EXPECT_NE(page.find(".B broker.reconnect.max_delay\n(duration, default \\fB" +
+                      formatDuration(ReconnectConfig{}.max_delay) + "\\fR, 0s to 1h)\n"),
+            std::string::npos)
+      << page;
+  EXPECT_NE(page.find(".EX\n\\&queues:\n\\&.dot: 1\n\\&\n\\&'quote\n.EE\n"),
+            std::string::npos)
+      << page;
 }
 
 // Defaults are read from config.h, the one place that sets them.
