@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "metrics_http_server.h"
+#include "scrape_collector.h"
 
 namespace warren {
 
@@ -40,7 +41,8 @@ void Metrics::serve(const ListenAddress& listen, ReadinessCheck ready) {
   }
   // A port can be bound once (0.0.0.0 and 127.0.0.1 included): free it first.
   if (server_ && listen.port != 0 && server_->port() == listen.port) server_.reset();
-  server_ = std::make_unique<MetricsHttpServer>(listen, families_->registry(), std::move(ready));
+  auto collector = std::make_shared<ScrapeCollector>(families_->registry(), ready);
+  server_ = std::make_unique<MetricsHttpServer>(listen, std::move(collector), std::move(ready));
 }
 
 void Metrics::stopServing() { server_.reset(); }

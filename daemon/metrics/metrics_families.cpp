@@ -14,10 +14,11 @@ using prometheus::Histogram;
 using prometheus::Labels;
 using prometheus::Registry;
 
-// 50 µs (a trivial handler) to 60 s (beyond any sane RPC deadline).
+// 1 µs (a trivial handler such as sum takes about that) to 60 s (beyond any
+// sane RPC deadline), 1-2.5-5 per decade.
 const Histogram::BucketBoundaries kHandlerBuckets = {
-    50e-6,  100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3,
-    100e-3, 250e-3, 500e-3, 1,      2.5,  5,      10,   30,    60};
+    1e-6,  2.5e-6, 5e-6,  10e-6,  25e-6,  50e-6,  100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3,
+    10e-3, 25e-3,  50e-3, 100e-3, 250e-3, 500e-3, 1,      2.5,    5,      10,   30,     60};
 
 Family<Counter>& counter(Registry& registry, const std::string& name, const std::string& help) {
   return prometheus::BuildCounter().Name(name).Help(help).Register(registry);

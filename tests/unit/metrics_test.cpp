@@ -242,8 +242,9 @@ const std::vector<std::string> kOutcomeNames = {
     "internal",    "unavailable",      "deadline_exceeded", "handler_crashed",
     "no_reply_to", "requeued",         "reply_refused",     "lost"};
 const std::vector<std::string> kBucketBounds = {
-    "5e-05", "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
-    "0.1",   "0.25",   "0.5",     "1",      "2.5",   "5",      "10",    "30",   "60",    "+Inf"};
+    "1e-06", "2.5e-06", "5e-06", "1e-05", "2.5e-05", "5e-05", "0.0001", "0.00025", "0.0005",
+    "0.001", "0.0025",  "0.005", "0.01",  "0.025",   "0.05",  "0.1",    "0.25",    "0.5",
+    "1",     "2.5",     "5",     "10",    "30",      "60",    "+Inf"};
 
 Labels sumLabels() { return {{"queue", "sum"}, {"handler", "sum"}}; }
 Labels with(Labels labels, const std::string& key, const std::string& value) {
@@ -346,10 +347,18 @@ TEST_F(MetricsTest, FamiliesFollowPrometheusNaming) {
       {"warren_config_last_reload_successful", "gauge"},
       {"warren_plugin_info", "gauge"},
       {"warren_build_info", "gauge"},
+      {"warren_ready", "gauge"},
+      {"process_cpu_seconds_total", "counter"},
+      {"process_resident_memory_bytes", "gauge"},
+      {"process_virtual_memory_bytes", "gauge"},
+      {"process_start_time_seconds", "gauge"},
+      {"process_open_fds", "gauge"},
+      {"process_max_fds", "gauge"},
   };
   EXPECT_EQ(scraped.types, expected);
   for (const Sample& sample : scraped.samples) {
-    EXPECT_TRUE(sample.name.starts_with("warren_")) << sample.name;
+    EXPECT_TRUE(sample.name.starts_with("warren_") || sample.name.starts_with("process_"))
+        << sample.name;
     for (const auto& [label, value] : sample.labels) {
       EXPECT_TRUE(label == "queue" || label == "handler" || label == "outcome" ||
                   label == "result" || label == "le" || label == "version" || label == "plugin" ||
@@ -479,10 +488,18 @@ TEST_F(MetricsTest, CountsReadTheSameSeriesTheScrapeShows) {
             static_cast<double>(counts.lost));
 }
 
-TEST_F(MetricsTest, ScrapeMatchesExposition) {
+// A scrape is the registry's exposition, then warren_ready and the
+// process_* families, which are read at scrape time.
+TEST_F(MetricsTest, ScrapeIsTheExpositionThenReadinessAndProcess) {
   const auto sum = metrics_.addQueue("sum", "sum", 5);
   sum->received();
-  EXPECT_EQ(get(port_, "/metrics").body, metrics_.exposition());
+  const std::string body = get(port_, "/metrics").body;
+  const std::string exposition = metrics_.exposition();
+  EXPECT_EQ(body.substr(0, exposition.size()), exposition);
+  EXPECT_EQ(body.substr(exposition.size()).rfind("# HELP warren_ready ", 0), 0u)
+      << body.substr(exposition.size());
+  EXPECT_NE(body.find("\n# TYPE process_cpu_seconds_total counter\n", exposition.size()),
+            std::string::npos);
 }
 
 TEST_F(MetricsTest, PluginInfoIsReplacedAndRemoved) {
@@ -644,6 +661,47 @@ TEST(ReadinessEndpointTest, AnswersWhatTheCheckSays) {
   EXPECT_EQ(response.body, "ready\n");
   EXPECT_EQ(response.headers.at("content-length"), "6");
   EXPECT_EQ(response.headers.at("cache-control"), "no-store");
+}
+
+// The same answer as a series, for alerts: warren_ready 1 or 0, and 0 when
+// the check fails.
+TEST(ReadinessEndpointTest, WarrenReadyIsTheAnswerOfTheCheck) {
+  std::atomic<int> state{0};  // 0 not ready, 1 ready, 2 throws
+  Metrics metrics("0");
+  metrics.serve(kAnyLoopbackPort, [&]() -> Readiness {
+    if (state.load() == 2) throw std::runtime_error("boom");
+    return {state.load() == 1, state.load() == 1 ? "" : "queue 'sum': 0/1 consumers connected"};
+  });
+  EXPECT_EQ(scrape(metrics.port()).value("warren_ready"), 0);
+  state = 1;
+  EXPECT_EQ(scrape(metrics.port()).value("warren_ready"), 1);
+  state = 2;
+  EXPECT_EQ(scrape(metrics.port()).value("warren_ready"), 0);
+}
+
+// process_* as official clients export them, read from this very process.
+TEST(ProcessMetricsTest, DescribeThisProcess) {
+  Metrics metrics("0");
+  metrics.serve(kAnyLoopbackPort);
+  const Exposition scraped = scrape(metrics.port());
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const double started = scraped.value("process_start_time_seconds").value_or(0);
+  EXPECT_LE(started, now + 1);
+  EXPECT_GT(started, now - 3600) << "this test started over an hour ago?";
+  EXPECT_GT(scraped.value("process_resident_memory_bytes").value_or(0), 1 << 20);
+  EXPECT_GE(scraped.value("process_virtual_memory_bytes").value_or(0),
+            scraped.value("process_resident_memory_bytes").value_or(0));
+  EXPECT_GE(scraped.value("process_cpu_seconds_total").value_or(-1), 0);
+  // Three descriptors at least (stdin, stdout, stderr) and the server's
+  // socket; opening one more shows.
+  const double open = scraped.value("process_open_fds").value_or(0);
+  EXPECT_GE(open, 4);
+  EXPECT_LE(open, scraped.value("process_max_fds").value_or(0));
+  const int extra = ::dup(0);
+  ASSERT_GE(extra, 0);
+  EXPECT_EQ(scrape(metrics.port()).value("process_open_fds").value_or(0), open + 1);
+  ::close(extra);
 }
 
 TEST(ReadinessEndpointTest, ACheckThatThrowsIsNotReady) {
