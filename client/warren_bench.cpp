@@ -212,12 +212,13 @@ void Driver::onOutcome(std::uint32_t index, warren::CallOutcome&& outcome) {
   if (abandoned_.load()) return;
   const auto now = Clock::now();
   const Slot& slot = slots_[index];
-  bool answered = true;
+  bool correct = false;
   switch (outcome.status) {
     case warren::CallStatus::kOk:
       if (std::string_view(outcome.reply.body) ==
           std::string_view(slot.expected, slot.expected_size)) {
         ++counts_.ok;
+        correct = true;
       } else {
         ++counts_.wrong;
         if (first_failure_.empty()) {
@@ -231,7 +232,6 @@ void Driver::onOutcome(std::uint32_t index, warren::CallOutcome&& outcome) {
       break;
     case warren::CallStatus::kTimeout:
       ++counts_.timeouts;
-      answered = false;
       break;
     case warren::CallStatus::kNotConnected:
       // The client could not reconnect: no point in going on.
@@ -242,7 +242,6 @@ void Driver::onOutcome(std::uint32_t index, warren::CallOutcome&& outcome) {
     case warren::CallStatus::kConnectionLost:
     case warren::CallStatus::kRejected:
       ++counts_.errors;
-      answered = false;
       break;
   }
   if (!outcome.ok() && first_failure_.empty()) {
@@ -250,7 +249,9 @@ void Driver::onOutcome(std::uint32_t index, warren::CallOutcome&& outcome) {
                      (outcome.error_code.empty() ? "" : " " + outcome.error_code) + ": " +
                      outcome.message;
   }
-  if (answered && latencies_ != nullptr) {
+  // Latencies are those of correct answers: a failure's (an error reply, a
+  // wrong answer) says nothing about how fast the queue serves.
+  if (correct && latencies_ != nullptr) {
     const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(now - slot.sent);
     latencies_->push_back(
         static_cast<std::uint32_t>(std::clamp<std::int64_t>(micros.count(), 0, UINT32_MAX)));
@@ -462,27 +463,39 @@ int main(int argc, char** argv) {
   const std::uint32_t p99 = nearestRank(latencies, 99);
   const std::uint32_t p999 = nearestRank(latencies, 99.9);
   const std::uint32_t max = latencies.empty() ? 0 : latencies.back();
-  const double rate = seconds > 0 ? static_cast<double>(counts.completed) / seconds : 0;
+  // The rate is that of correct answers: failed calls (a missing queue
+  // fails fast) are no throughput, and without a single correct answer
+  // there is no rate and no latency to report.
+  const bool measured = counts.ok > 0;
+  const double rate = measured && seconds > 0 ? static_cast<double>(counts.ok) / seconds : 0;
   const double cpu_per_call =
       counts.completed > 0 ? cpu_seconds * 1e6 / static_cast<double>(counts.completed) : 0;
   const char* mode = reply_mode == "direct" ? "direct" : "exclusive";
   const auto ull = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
+  const std::uint64_t failed = counts.errors + counts.timeouts + counts.wrong;
 
   if (json) {
+    char rate_text[32] = "null";
+    if (measured) std::snprintf(rate_text, sizeof rate_text, "%.1f", rate);
     std::printf(
         "{\"tool\":\"warren-bench\",\"reply_mode\":\"%s\",\"concurrency\":%zu,\"calls\":%llu,"
-        "\"seconds\":%.3f,\"calls_per_second\":%.1f,\"p50_us\":%u,\"p90_us\":%u,\"p99_us\":%u,"
-        "\"p999_us\":%u,\"max_us\":%u,\"errors\":%llu,\"timeouts\":%llu,\"wrong\":%llu,"
-        "\"cpu_us_per_call\":%.2f}\n",
-        mode, concurrency, ull(counts.completed), seconds, rate, p50, p90, p99, p999, max,
-        ull(counts.errors), ull(counts.timeouts), ull(counts.wrong), cpu_per_call);
+        "\"ok\":%llu,\"seconds\":%.3f,\"calls_per_second\":%s,\"p50_us\":%u,\"p90_us\":%u,"
+        "\"p99_us\":%u,\"p999_us\":%u,\"max_us\":%u,\"errors\":%llu,\"timeouts\":%llu,"
+        "\"wrong\":%llu,\"cpu_us_per_call\":%.2f}\n",
+        mode, concurrency, ull(counts.completed), ull(counts.ok), seconds, rate_text, p50, p90, p99,
+        p999, max, ull(counts.errors), ull(counts.timeouts), ull(counts.wrong), cpu_per_call);
   } else {
     std::printf("warren-bench: queue %s, reply mode %s, concurrency %zu\n", queue.c_str(), mode,
                 concurrency);
-    std::printf("  calls            %llu in %.3f s\n", ull(counts.completed), seconds);
-    std::printf("  calls/s          %.1f\n", rate);
-    std::printf("  latency (us)     p50 %u  p90 %u  p99 %u  p99.9 %u  max %u\n", p50, p90, p99,
-                p999, max);
+    std::printf("  calls            %llu in %.3f s: %llu answered correctly, %llu failed\n",
+                ull(counts.completed), seconds, ull(counts.ok), ull(failed));
+    if (measured) {
+      std::printf("  calls/s          %.1f (correct answers)\n", rate);
+      std::printf("  latency (us)     p50 %u  p90 %u  p99 %u  p99.9 %u  max %u\n", p50, p90, p99,
+                  p999, max);
+    } else {
+      std::printf("  calls/s          none: no call was answered correctly\n");
+    }
     std::printf("  errors           %llu  timeouts %llu  wrong %llu\n", ull(counts.errors),
                 ull(counts.timeouts), ull(counts.wrong));
     std::printf("  cpu per call     %.2f us (this process, user + sys)\n", cpu_per_call);

@@ -13,6 +13,7 @@
 namespace warren::test {
 namespace {
 
+// The one broker of this executable (tools_test.cpp uses it too).
 const auto* const kBroker = ::testing::AddGlobalTestEnvironment(new BrokerEnvironment());
 
 PrivateBroker& broker() { return BrokerEnvironment::broker(); }
