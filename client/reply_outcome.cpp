@@ -15,21 +15,21 @@ constexpr std::string_view kErrorMessageHeader = wire::kErrorMessageHeader;
 
 CallOutcome outcomeOfReply(InboundMessage&& reply) {
   CallOutcome outcome;
-  for (auto& [key, value] : reply.headers) {
+  for (const auto& [key, value] : reply.headers) {
     if (key == kErrorCodeHeader) {
       outcome.status = CallStatus::kRemoteError;
-      outcome.error_code = std::move(value);
+      outcome.error_code = value;
     } else if (key == kErrorMessageHeader) {
-      outcome.message = std::move(value);
+      outcome.message = value;
     }
   }
-  if (outcome.status == CallStatus::kRemoteError) {
-    if (outcome.message.empty()) outcome.message = std::move(reply.body);
-    return outcome;
+  if (outcome.status == CallStatus::kRemoteError && outcome.message.empty()) {
+    outcome.message = reply.body;
   }
-  outcome.message.clear();
+  if (outcome.status == CallStatus::kOk) outcome.message.clear();
   outcome.reply.body = std::move(reply.body);
   outcome.reply.content_type = std::move(reply.content_type);
+  outcome.reply.headers = std::move(reply.headers);
   return outcome;
 }
 

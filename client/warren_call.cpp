@@ -14,13 +14,17 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -48,8 +52,9 @@ constexpr int kMaxParallel = 10000;
 
 constexpr const char* kFooter =
     "Each BODY is one call (with --stdin: each non-empty line of standard input,\n"
-    "a trailing CR removed). Replies go to stdout, one per line, in input order;\n"
-    "failures go to stderr as 'warren-call: BODY: STATUS: MESSAGE'.\n"
+    "a trailing CR removed; with --body-file: the whole file). Replies go to\n"
+    "stdout, one per line, in input order; failures go to stderr as\n"
+    "'warren-call: BODY: STATUS: MESSAGE' (a file's body is named by the file).\n"
     "\n"
     "Broker URL: --broker, else $WARREN_BROKER_URL, else\n"
     "amqp://guest:guest@localhost:5672/%2f.\n"
@@ -121,14 +126,17 @@ struct Results {
   std::mutex mutex;
   std::condition_variable changed;
   std::vector<std::optional<warren::CallOutcome>> outcomes;
+  std::vector<std::chrono::steady_clock::time_point> completed_at;
   std::size_t in_flight = 0;
 
   void record(std::size_t index, warren::CallOutcome&& outcome) {
+    const auto now = std::chrono::steady_clock::now();
     // Notified under the lock: once the main thread sees the last outcome it
     // may destroy this object, so nothing of it is touched after the unlock.
     std::lock_guard lock(mutex);
     if (outcomes[index]) return;
     outcomes[index] = std::move(outcome);
+    completed_at[index] = now;
     --in_flight;
     changed.notify_one();
   }
@@ -173,8 +181,48 @@ std::vector<std::string> readBodies(std::istream& in) {
   return bodies;
 }
 
+// --verbose: what came back with a call, on stderr before its result.
+void describeReply(const std::string& label, const warren::CallOutcome& outcome,
+                   std::chrono::microseconds elapsed) {
+  const bool replied = outcome.ok() || outcome.status == warren::CallStatus::kRemoteError;
+  std::fprintf(stderr, "warren-call: %s: %s after %.3f ms\n", label.c_str(),
+               replied ? "reply" : describeStatus(outcome).c_str(),
+               static_cast<double>(elapsed.count()) / 1000.0);
+  if (!replied) return;
+  const warren::Reply& reply = outcome.reply;
+  std::fprintf(stderr, "warren-call: %s:   content_type: %s\n", label.c_str(),
+               reply.content_type.empty() ? "(none)" : reply.content_type.c_str());
+  for (const auto& [key, value] : reply.headers) {
+    std::fprintf(stderr, "warren-call: %s:   header %s: %s\n", label.c_str(), key.c_str(),
+                 value.c_str());
+  }
+  std::fprintf(stderr, "warren-call: %s:   body: %zu byte(s)\n", label.c_str(), reply.body.size());
+}
+
+// --body-file: the whole file (or standard input for "-"), as one body;
+// nullopt after saying why it cannot be read.
+std::optional<std::string> readWholeFile(const std::string& path) {
+  std::ifstream file;
+  std::istream* in = &std::cin;
+  if (path != "-") {
+    file.open(path, std::ios::binary);
+    if (!file) {
+      std::fprintf(stderr, "warren-call: --body-file %s: cannot open: %s\n", path.c_str(),
+                   std::strerror(errno));
+      return std::nullopt;
+    }
+    in = &file;
+  }
+  std::string body((std::istreambuf_iterator<char>(*in)), std::istreambuf_iterator<char>());
+  if (in->bad()) {
+    std::fprintf(stderr, "warren-call: --body-file %s: cannot read\n", path.c_str());
+    return std::nullopt;
+  }
+  return body;
+}
+
 // Prints one finished call; returns its exit code.
-int report(const std::string& body, const warren::CallOutcome& outcome) {
+int report(const std::string& label, const warren::CallOutcome& outcome) {
   if (outcome.ok()) {
     std::fwrite(outcome.reply.body.data(), 1, outcome.reply.body.size(), stdout);
     std::fputc('\n', stdout);
@@ -185,16 +233,20 @@ int report(const std::string& body, const warren::CallOutcome& outcome) {
   const std::string status = describeStatus(outcome);
   std::string_view message = outcome.message;
   if (message.starts_with(status + ": ")) message.remove_prefix(status.size() + 2);
-  std::fprintf(stderr, "warren-call: %s: %s: %.*s\n", body.c_str(), status.c_str(),
+  std::fprintf(stderr, "warren-call: %s: %s: %.*s\n", label.c_str(), status.c_str(),
                static_cast<int>(message.size()), message.data());
   return exitCodeOf(outcome.status);
 }
 
+// Makes the calls; labels[i] names bodies[i] in what is printed about it.
 int runCalls(warren::Client& client, const std::string& queue,
-             const std::vector<std::string>& bodies, std::chrono::milliseconds timeout,
-             std::size_t parallel) {
+             const std::vector<std::string>& bodies, const std::vector<std::string>& labels,
+             std::chrono::milliseconds timeout, std::size_t parallel, bool verbose) {
   Results results;
   results.outcomes.resize(bodies.size());
+  results.completed_at.resize(bodies.size());
+  // When each call was made (--verbose).
+  std::vector<std::chrono::steady_clock::time_point> sent(bodies.size());
   warren::CallOptions options;
   options.timeout = timeout;
 
@@ -210,6 +262,7 @@ int runCalls(warren::Client& client, const std::string& queue,
         ++results.in_flight;
       }
       const std::size_t index = next_submit++;
+      sent[index] = std::chrono::steady_clock::now();
       auto completion = std::make_shared<Completion>(results, index);
       client.callAsync(queue, bodies[index], options, [completion](warren::CallOutcome&& outcome) {
         (*completion)(std::move(outcome));
@@ -223,8 +276,15 @@ int runCalls(warren::Client& client, const std::string& queue,
     });
     while (next_print < bodies.size() && results.outcomes[next_print]) {
       const warren::CallOutcome outcome = std::move(*results.outcomes[next_print]);
+      const auto completed = results.completed_at[next_print];
       lock.unlock();
-      exit_code = std::max(exit_code, report(bodies[next_print], outcome));
+      if (verbose) {
+        std::fflush(stdout);
+        describeReply(
+            labels[next_print], outcome,
+            std::chrono::duration_cast<std::chrono::microseconds>(completed - sent[next_print]));
+      }
+      exit_code = std::max(exit_code, report(labels[next_print], outcome));
       ++next_print;
       lock.lock();
     }
@@ -260,6 +320,16 @@ int main(int argc, char** argv) {
   auto* stdin_flag = app.add_flag("--stdin", from_stdin,
                                   "Read the bodies from standard input, one per line "
                                   "(empty lines are skipped)");
+  std::vector<std::string> body_files;
+  auto* body_file_option =
+      app.add_option("--body-file", body_files,
+                     "Make one call whose body is the whole of FILE, bytes as they are (newlines "
+                     "included; - is standard input); may be given several times")
+          ->type_name("FILE");
+  bool verbose = false;
+  app.add_flag("--verbose", verbose,
+               "Also print, on stderr before each result, how long the call took and the "
+               "reply's content type, headers and size");
   app.add_option("--reply-mode", reply_mode,
                  "exclusive: one reply queue per client; direct: RabbitMQ direct reply-to")
       ->check(CLI::IsMember({"exclusive", "direct"}))
@@ -267,6 +337,8 @@ int main(int argc, char** argv) {
   app.add_option("QUEUE", queue, "Queue to call, e.g. sum")->required();
   auto* body_option = app.add_option("BODY", bodies, "Request body, one call each, e.g. 3,4");
   stdin_flag->excludes(body_option);
+  body_file_option->excludes(body_option);
+  body_file_option->excludes(stdin_flag);
 
   try {
     app.parse(argc, argv);
@@ -276,8 +348,17 @@ int main(int argc, char** argv) {
   }
 
   if (from_stdin) bodies = readBodies(std::cin);
+  // A body is named by itself in messages, one from a file by the file.
+  std::vector<std::string> labels = bodies;
+  for (const std::string& path : body_files) {
+    std::optional<std::string> body = readWholeFile(path);
+    if (!body) return kExitUsage;
+    bodies.push_back(std::move(*body));
+    labels.push_back(path == "-" ? "(standard input)" : path);
+  }
   if (bodies.empty()) {
-    std::fprintf(stderr, "warren-call: no body given: pass BODY arguments or --stdin%s\n",
+    std::fprintf(stderr,
+                 "warren-call: no body given: pass BODY arguments, --stdin or --body-file%s\n",
                  from_stdin ? " with at least one non-empty line" : "");
     std::fprintf(stderr, "Run with --help for more information.\n");
     return kExitUsage;
@@ -294,7 +375,8 @@ int main(int argc, char** argv) {
 
   try {
     warren::Client client(options);
-    return runCalls(client, queue, bodies, timeout, static_cast<std::size_t>(parallel));
+    return runCalls(client, queue, bodies, labels, timeout, static_cast<std::size_t>(parallel),
+                    verbose);
   } catch (const warren::CallError& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "warren-call: cannot connect to the broker: %s\n", e.what());

@@ -22,6 +22,8 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace warren {
 
@@ -79,6 +81,10 @@ struct CallOptions {
 struct Reply {
   std::string body;
   std::string content_type;
+  // The reply's AMQP headers with text values (strings; integers and
+  // booleans written as text), in the order they came. For an error reply
+  // (kRemoteError) they are filled too, with its body and content type.
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 // Why a call failed.
@@ -101,7 +107,7 @@ std::string_view callStatusName(CallStatus status) noexcept;
 // The result of one call, as callbacks receive it (no exceptions).
 struct CallOutcome {
   CallStatus status = CallStatus::kOk;
-  Reply reply;             // kOk
+  Reply reply;             // kOk, and kRemoteError (the error reply as received)
   std::string error_code;  // kRemoteError: the server's code ("invalid_argument", ...)
   std::string message;     // every failure: what went wrong
   bool ok() const noexcept { return status == CallStatus::kOk; }

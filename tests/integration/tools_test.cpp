@@ -1,13 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
-// warren-bench as a user runs it: the rate it reports is that of correct
-// answers, and a run in which every call fails reports none.
+// warren-bench and warren-call as a user runs them: the rate warren-bench
+// reports is that of correct answers (none when every call fails);
+// warren-call takes a body from a file and shows the reply with --verbose.
 #include "child_process.h"
 #include "daemon_harness.h"
 #include "private_broker.h"
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <regex>
+
+#include "config_file.h"
 
 namespace warren::test {
 namespace {
@@ -17,16 +21,59 @@ struct ToolRun {
   std::string output;  // stdout and stderr
 };
 
-ToolRun warrenBench(std::vector<std::string> arguments) {
-  std::vector<std::string> argv{WARREN_BENCH_BINARY, "--broker",
+ToolRun runTool(const char* binary, std::vector<std::string> arguments) {
+  std::vector<std::string> argv{binary, "--broker",
                                 "amqp://guest:guest@127.0.0.1:" +
                                     std::to_string(BrokerEnvironment::broker().port()) + "/%2f"};
   argv.insert(argv.end(), arguments.begin(), arguments.end());
-  ChildProcess bench(argv);
+  ChildProcess tool(argv);
   ToolRun run;
-  run.code = bench.waitExit(std::chrono::seconds(60)).value_or(-1);
-  run.output = bench.output();
+  run.code = tool.waitExit(std::chrono::seconds(60)).value_or(-1);
+  run.output = tool.output();
   return run;
+}
+
+ToolRun warrenBench(std::vector<std::string> arguments) {
+  return runTool(WARREN_BENCH_BINARY, std::move(arguments));
+}
+
+ToolRun warrenCall(std::vector<std::string> arguments) {
+  return runTool(WARREN_CALL_BINARY, std::move(arguments));
+}
+
+bool contains(const std::string& text, const std::string& needle) {
+  return text.find(needle) != std::string::npos;
+}
+
+// Each --body-file is one call with the file's bytes; a failure is named by
+// its file, and --verbose shows what came back.
+TEST(WarrenCall, SendsAFileAsOneBodyAndShowsTheReplyWhenVerbose) {
+  RunningDaemon daemon(
+      daemonYaml(BrokerEnvironment::broker().port(), "  - name: sum\n    handler: sum\n"));
+  const ConfigFile good("good.body", "40,2");
+  const ConfigFile bad("bad.body", "1,x");
+  const ToolRun run =
+      warrenCall({"--verbose", "--body-file", good.path(), "--body-file", bad.path(), "sum"});
+  EXPECT_EQ(run.code, 1) << run.output;
+  EXPECT_TRUE(contains(run.output, "42\n")) << run.output;
+  for (const std::string& line :
+       {good.path() + ":   content_type: text/plain\n", good.path() + ":   body: 2 byte(s)\n",
+        bad.path() + ":   header x-warren-error-code: invalid_argument\n",
+        bad.path() + ":   header x-warren-error-message: second field is not an integer: 'x'\n",
+        bad.path() + ": error reply invalid_argument: second field is not an integer: 'x'\n"}) {
+    EXPECT_TRUE(contains(run.output, "warren-call: " + line)) << line << " in:\n" << run.output;
+  }
+  EXPECT_TRUE(std::regex_search(run.output, std::regex("warren-call: " + good.path() +
+                                                       ": reply after [0-9]+\\.[0-9]{3} ms\n")))
+      << run.output;
+
+  const ToolRun missing = warrenCall({"--body-file", "/nonexistent/body", "sum"});
+  EXPECT_EQ(missing.code, 2) << missing.output;
+  EXPECT_TRUE(contains(missing.output,
+                       "warren-call: --body-file /nonexistent/body: cannot open: No such file"))
+      << missing.output;
+  const ToolRun both = warrenCall({"--body-file", good.path(), "sum", "1,2"});
+  EXPECT_EQ(both.code, 2) << both.output;
 }
 
 // 10 calls to a queue nobody declared fail at once (the broker returns

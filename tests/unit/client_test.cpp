@@ -216,7 +216,12 @@ TEST(ReplyOutcome, TheErrorCodeHeaderMakesARemoteErrorWhateverTheBody) {
   EXPECT_EQ(outcome.status, CallStatus::kRemoteError);
   EXPECT_EQ(outcome.error_code, "invalid_argument");
   EXPECT_EQ(outcome.message, "first field is not an integer: 'x'");
-  EXPECT_TRUE(outcome.reply.body.empty());
+  // The error reply as received, for callers that show it (warren-call --verbose).
+  EXPECT_EQ(outcome.reply.body, "error: invalid_argument: first field is not an integer: 'x'");
+  const std::vector<std::pair<std::string, std::string>> headers = {
+      {"x-warren-error-code", "invalid_argument"},
+      {"x-warren-error-message", "first field is not an integer: 'x'"}};
+  EXPECT_EQ(outcome.reply.headers, headers);
 }
 
 TEST(ReplyOutcome, AnErrorWithoutAMessageHeaderUsesTheBody) {
@@ -230,6 +235,8 @@ TEST(ReplyOutcome, OtherHeadersDoNotMakeAnError) {
   const CallOutcome outcome = outcomeOfReply(replyWith("42", {{"x-trace", "abc"}}));
   EXPECT_TRUE(outcome.ok());
   EXPECT_EQ(outcome.reply.body, "42");
+  const std::vector<std::pair<std::string, std::string>> headers = {{"x-trace", "abc"}};
+  EXPECT_EQ(outcome.reply.headers, headers);
 }
 
 TEST(CallStatus, EveryStatusHasAName) {
