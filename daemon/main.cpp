@@ -72,11 +72,18 @@ struct Options {
   std::string log_level;
 };
 
-std::shared_ptr<spdlog::sinks::sink> makeSink() {
+// stderr, as logging.format asks: text lines (journald stamps time and
+// level itself; elsewhere print them), or the JSON lines that the
+// Supervisor's loggers format (json_log_sink.h), written as they are.
+std::shared_ptr<spdlog::sinks::sink> makeSink(const std::string& format) {
   auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
-  // journald stamps time and level itself; elsewhere print them.
-  sink->set_pattern(std::getenv("JOURNAL_STREAM") != nullptr ? "[%n] [%l] %v"
-                                                             : "%Y-%m-%d %H:%M:%S.%e [%n] [%l] %v");
+  if (format == "json") {
+    sink->set_pattern("%v");
+  } else {
+    sink->set_pattern(std::getenv("JOURNAL_STREAM") != nullptr
+                          ? "[%n] [%l] %v"
+                          : "%Y-%m-%d %H:%M:%S.%e [%n] [%l] %v");
+  }
   return sink;
 }
 
@@ -279,7 +286,9 @@ int run(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
 
   try {
-    warren::Supervisor supervisor(loadConfig(options), makeSink());
+    warren::Config config = loadConfig(options);
+    auto sink = makeSink(config.logging.format);
+    warren::Supervisor supervisor(std::move(config), std::move(sink));
     // Registered once the logger and the other function-local statics
     // exist, so onExit() runs before their destructors (atexit order) and
     // while the consumer threads can still touch them.

@@ -778,6 +778,7 @@ class Parser {
     const Fields fields = entries(logging, section);
     LoggingConfig config;
     read(fields, section, "level", config.level);
+    read(fields, section, "format", config.format);
     return config;
   }
 

@@ -165,6 +165,10 @@ struct LoggingConfig {
   // trace, debug, info, warn, error, critical, off: spdlog's level names
   // (spdlog::level::from_str takes each of them).
   std::string level = "info";
+  // text: one line per record, "TIME [LOGGER] [LEVEL] MESSAGE" (without TIME
+  // under journald); json: one JSON object per line, the queue and plugin
+  // as fields, for log shippers. Read at start: a reload does not change it.
+  std::string format = "text";
 };
 
 struct ShutdownConfig {

@@ -137,9 +137,17 @@ constexpr std::array<KeySpec, 1> kPluginsKeys = {{
      "configuration file, not to the working directory."},
 }};
 
-constexpr std::array<KeySpec, 1> kLoggingKeys = {{
+constexpr std::array<std::string_view, 2> kLogFormats = {"text", "json"};
+
+constexpr std::array<KeySpec, 2> kLoggingKeys = {{
     {"level", KeyType::kString, false, [] { return LoggingConfig{}.level; }, 0, 0,
      "How much warrend logs: one of the words in Bounds (spdlog's level names).", kLogLevels},
+    {"format", KeyType::kString, false, [] { return LoggingConfig{}.format; }, 0, 0,
+     "`text`: one line per record, `TIME [LOGGER] [LEVEL] MESSAGE` (no `TIME` under journald, "
+     "which stamps its own). `json`: one JSON object per line, with `time`, `level`, `logger`, "
+     "`message`, and `queue` and `plugin` for a queue's records, for log shippers. Read at "
+     "start: a reload that changes it logs a warning and keeps the running format.",
+     kLogFormats},
 }};
 
 constexpr std::array<KeySpec, 2> kMetricsKeys = {{

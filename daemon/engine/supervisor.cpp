@@ -65,6 +65,7 @@ Supervisor::Supervisor(Config config, std::shared_ptr<spdlog::sinks::sink> sink,
                        std::filesystem::path worker_program)
     : config_(std::move(config)),
       sink_(std::move(sink)),
+      log_format_(config_.logging.format),
       worker_program_(std::move(worker_program)),
       logger_(makeLogger("warrend", config_.logging.level)),
       metrics_(WARREN_VERSION),
@@ -100,8 +101,12 @@ Supervisor::~Supervisor() {
 }
 
 std::shared_ptr<spdlog::logger> Supervisor::makeLogger(const std::string& name,
-                                                       const std::string& level) const {
-  auto logger = std::make_shared<spdlog::logger>(name, sink_);
+                                                       const std::string& level,
+                                                       LogFields fields) const {
+  auto logger = log_format_ == "json"
+                    ? std::make_shared<spdlog::logger>(
+                          name, std::make_shared<JsonLogSink>(sink_, std::move(fields)))
+                    : std::make_shared<spdlog::logger>(name, sink_);
   logger->set_level(spdlog::level::from_str(level));
   logger->flush_on(spdlog::level::info);
   return logger;
@@ -111,7 +116,8 @@ Supervisor::ServedQueue Supervisor::build(const Config& config, const QueueConfi
                                           const BrokerSettings& broker) {
   ServedQueue served;
   served.config = queue;
-  served.logger = makeLogger(queue.name, config.logging.level);
+  served.logger = makeLogger(queue.name, config.logging.level,
+                             {{"queue", queue.name}, {"plugin", queue.handler}});
   served.metrics = metrics_.addQueue(queue.name, queue.handler, queue.consumers);
   std::shared_ptr<const Handler> handler;
   if (queue.isExec()) {
@@ -278,6 +284,10 @@ ReloadSummary Supervisor::reload(Config next) {
     queue.service->setDrainTimeout(next.shutdown.drain_timeout);
   }
   logger_->set_level(spdlog::level::from_str(next.logging.level));
+  if (next.logging.format != log_format_) {
+    logger_->warn("reload: logging.format is read at start: still {} (restart warrend for {})",
+                  log_format_, next.logging.format);
+  }
   broker_ = broker;
   config_ = std::move(next);
   publishPluginInfo();

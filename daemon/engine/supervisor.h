@@ -4,6 +4,7 @@
 #pragma once
 
 #include "config.h"
+#include "json_log_sink.h"
 #include "metrics.h"
 #include "plugin_catalog.h"
 #include "queue_service.h"
@@ -105,8 +106,10 @@ class Supervisor {
   std::shared_ptr<const Handler> startWorkers(const Config& config, const QueueConfig& queue,
                                               const ServedQueue& served, WorkerCommand command,
                                               std::string init_bytes);
-  std::shared_ptr<spdlog::logger> makeLogger(const std::string& name,
-                                             const std::string& level) const;
+  // A logger on sink_; with logging.format json, its records carry
+  // `fields` (a queue's name and plugin).
+  std::shared_ptr<spdlog::logger> makeLogger(const std::string& name, const std::string& level,
+                                             LogFields fields = {}) const;
   void serveMetrics(const MetricsConfig& config);
   // The services now serving, for waits that must not hold queues_mutex_.
   std::vector<QueueService*> services() const;
@@ -117,6 +120,8 @@ class Supervisor {
 
   Config config_;
   std::shared_ptr<spdlog::sinks::sink> sink_;
+  // logging.format as the daemon started (a reload does not change it).
+  std::string log_format_;
   std::filesystem::path worker_program_;
   std::shared_ptr<spdlog::logger> logger_;
   Metrics metrics_;

@@ -150,6 +150,39 @@ TEST(Warrend, KeepsRunningWhileTheBrokerIsUnreachableAndStopsOnSigterm) {
   EXPECT_EQ(process->waitExit(std::chrono::seconds(20)), 0) << process->output();
 }
 
+// logging.format: json: every line warrend writes, from start to stop, is
+// one JSON object (checked by Python's json module, as a shipper would read
+// it), and a queue's records carry the queue and plugin as fields.
+TEST(Warrend, LogsOneJsonObjectPerLineWithTheQueueAndPlugin) {
+  std::string yaml = daemonYaml(broker().port(), "  - name: json_q\n    handler: sum\n");
+  yaml.replace(yaml.find("logging:\n"), 9, "logging:\n  format: json\n");
+  const ConfigFile config("json.yaml", yaml);
+  auto process = warrend({"--config", config.path()});
+  ASSERT_TRUE(process->waitForOutput("consuming 'json_q'", std::chrono::seconds(30)))
+      << process->output();
+  TestClient client(broker().port());
+  EXPECT_EQ(client.call("json_q", "20,22").body, "42");
+  process->signal(SIGTERM);
+  ASSERT_EQ(process->waitExit(std::chrono::seconds(20)), 0) << process->output();
+
+  const ConfigFile log("warrend.log", process->output());
+  ChildProcess check({"/usr/bin/python3", "-c",
+                      "import json, sys\n"
+                      "records = [json.loads(line) for line in open(sys.argv[1])]\n"
+                      "assert records, 'no line'\n"
+                      "for r in records:\n"
+                      "    assert set(r) >= {'time', 'level', 'logger', 'message'}, r\n"
+                      "queue = [r for r in records if r['logger'] == 'json_q']\n"
+                      "assert queue and all(r['queue'] == 'json_q' and r['plugin'] == 'sum'"
+                      " for r in queue), queue\n"
+                      "assert any(r['message'].startswith('consuming') for r in queue), queue\n"
+                      "assert all('queue' not in r for r in records if r['logger'] == 'warrend')\n"
+                      "assert records[-1]['message'] == 'stopped cleanly', records[-1]\n"
+                      "print(len(records), 'records')\n",
+                      log.path()});
+  EXPECT_EQ(check.waitExit(std::chrono::seconds(30)), 0) << check.output() << process->output();
+}
+
 TEST(Warrend, OnSigtermFinishesTheRequestInFlightRepliesAndExitsZero) {
   Gate gate;
   const ConfigFile config(

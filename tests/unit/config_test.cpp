@@ -32,8 +32,8 @@ namespace warren {
 namespace {
 
 namespace fs = std::filesystem;
-using test::ScopedEnv;
 using std::chrono::milliseconds;
+using test::ScopedEnv;
 
 // tests/data: from WARREN_TEST_DATA (set by ctest), else next to this source file.
 fs::path dataDir() {
@@ -583,6 +583,24 @@ TEST(ConfigTest, EveryLogLevelIsAccepted) {
   }
 }
 
+TEST(ConfigTest, LogFormatIsTextOrJson) {
+  const auto format_of = [](const std::string& yaml) {
+    return parseConfig(yaml + "plugins: {dir: /p}\nqueues: [{name: q, handler: h}]\n",
+                       "inline.yaml")
+        .logging.format;
+  };
+  EXPECT_EQ(format_of(""), "text");
+  EXPECT_EQ(format_of("logging: {format: json}\n"), "json");
+  EXPECT_EQ(format_of("logging: {format: text}\n"), "text");
+  try {
+    format_of("logging: {format: xml}\n");
+    ADD_FAILURE() << "format xml was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.errors().front(),
+              "inline.yaml:1:19: logging.format: must be one of text, json; got 'xml'");
+  }
+}
+
 TEST(ConfigTest, ListenAddressForms) {
   const auto listen_of = [](const std::string& text) {
     return parseConfig("metrics: {listen: '" + text +
@@ -910,8 +928,7 @@ TEST(ConfigSchemaTest, TheManPageHasAnEntryForEveryKey) {
                       formatDuration(ReconnectConfig{}.max_delay) + "\\fR, 0s to 1h)\n"),
             std::string::npos)
       << page;
-  EXPECT_NE(page.find(".EX\n\\&queues:\n\\&.dot: 1\n\\&\n\\&'quote\n.EE\n"),
-            std::string::npos)
+  EXPECT_NE(page.find(".EX\n\\&queues:\n\\&.dot: 1\n\\&\n\\&'quote\n.EE\n"), std::string::npos)
       << page;
 }
 
