@@ -28,6 +28,12 @@ install(CODE "
   include(\"${PROJECT_SOURCE_DIR}/cmake/warrenInstallSystemFiles.cmake\")"
         COMPONENT runtime)
 
+# bash completion, loaded by bash-completion when a command is first completed.
+install(FILES ${PROJECT_SOURCE_DIR}/packaging/bash-completion/warrend
+              ${PROJECT_SOURCE_DIR}/packaging/bash-completion/warren-call
+              ${PROJECT_SOURCE_DIR}/packaging/bash-completion/warren-bench
+        DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/bash-completion/completions COMPONENT runtime)
+
 # The manual pages (docs/man), gzipped, each into man<section>.
 foreach(page IN LISTS WARREN_MAN_PAGE_FILES)
   string(REGEX MATCH "[0-9]$" section ${page})

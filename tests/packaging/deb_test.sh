@@ -46,7 +46,9 @@ expect_paths "$deb" usr/bin/warrend usr/bin/warren-call usr/bin/warren-bench \
   usr/share/doc/warren/packaging.md \
   usr/share/doc/warren/copyright usr/share/doc/warren/changelog.gz \
   usr/share/man/man8/warrend.8.gz usr/share/man/man1/warren-call.1.gz \
-  usr/share/man/man1/warren-bench.1.gz usr/share/man/man5/warren.yaml.5.gz
+  usr/share/man/man1/warren-bench.1.gz usr/share/man/man5/warren.yaml.5.gz \
+  usr/share/bash-completion/completions/warrend usr/share/bash-completion/completions/warren-call \
+  usr/share/bash-completion/completions/warren-bench
 expect_paths "$dev" usr/include/warren/plugin.h usr/include/warren/plugin.hpp \
   usr/share/cmake/warren/warrenConfig.cmake usr/share/cmake/warren/warrenConfigVersion.cmake \
   usr/share/cmake/warren/warrenAddPlugin.cmake \
