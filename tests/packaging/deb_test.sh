@@ -3,12 +3,16 @@
 # The .deb packages: cpack builds them from this build tree (no rebuild: it
 # installs the binaries already built, with prefix /usr, into a staging
 # folder), dpkg-deb lists every promised path, the control data holds the
-# conffile and the maintainer scripts, and lintian reports no error.
-#   deb_test.sh BUILD_DIR SOURCE_DIR VERSION
+# conffile and the maintainer scripts, lintian reports no error, and the
+# package installs into and purges from a throwaway root (install_test.sh).
+#   deb_test.sh BUILD_DIR SOURCE_DIR VERSION [hardened|plain]
+# hardened: the tree was built with dpkg-buildflags' hardening
+# (scripts/hardening-flags), so lintian -I must not report a hardening tag.
 set -euo pipefail
 build_dir=$(realpath "$1")
 source_dir=$2
 version=$3
+build_kind=${4:-plain}
 
 fail() {
   echo "FAIL: $*" >&2
@@ -121,3 +125,12 @@ echo "copyright: Apache-2.0, no lintian tags about it"
   fail "lintian -I has tags about the manual pages"
 ! dpkg-deb -c "$deb" | grep -q 'lintian/overrides' || fail "the package carries lintian overrides"
 echo "manual pages: warrend(8), warren-call(1), warren-bench(1), warren.yaml(5); no lintian tags"
+
+if [[ $build_kind == hardened ]]; then
+  ! grep -E 'hardening-' "$tmp/lintian-info.log" ||
+    fail "built with dpkg-buildflags, yet lintian -I reports hardening tags"
+  echo "hardening: lintian -I has no hardening tag (bindnow, fortify, relro, PIE)"
+fi
+
+echo "== install and purge in a throwaway root"
+bash "$(dirname "$0")/install_test.sh" "$deb" || fail "the install and purge test failed"
