@@ -173,7 +173,9 @@ ClientOptions withDefaultUrl(ClientOptions options) {
 
 }  // namespace
 
-class Client::Impl {
+// Hidden: a nested class takes Client's exported visibility otherwise, and
+// nothing of it is libwarren-client's interface.
+class __attribute__((visibility("hidden"))) Client::Impl {
  public:
   explicit Impl(ClientOptions options);
   ~Impl();

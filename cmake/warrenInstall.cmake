@@ -44,12 +44,23 @@ file(GLOB warren_docs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/docs/*.md)
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${warren_docs} DESTINATION ${CMAKE_INSTALL_DOCDIR}
         COMPONENT runtime)
 
-# The plugin SDK. The client library (include/warren/client.hpp) is not
-# installed: it is a static library built on warren_amqp, which would have to
-# be installed and exported with it.
+# The plugin SDK.
 install(FILES ${PROJECT_SOURCE_DIR}/include/warren/plugin.h
               ${PROJECT_SOURCE_DIR}/include/warren/plugin.hpp
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/warren COMPONENT dev)
+
+# libwarren-client: the shared library alone in its runtime package
+# (libwarren-client0), and for building against it, in warren-dev: the
+# header, the libwarren-client.so link, the CMake target warren::client and
+# the pkg-config file.
+install(TARGETS warren_client_shared EXPORT warrenClientTargets
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT libclient NAMELINK_COMPONENT dev)
+install(FILES ${PROJECT_SOURCE_DIR}/include/warren/client.hpp
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/warren COMPONENT dev)
+install(EXPORT warrenClientTargets NAMESPACE warren:: FILE warrenClientTargets.cmake
+        DESTINATION ${WARREN_INSTALL_CMAKEDIR} COMPONENT dev)
+install(FILES ${PROJECT_BINARY_DIR}/client/warren-client.pc
+        DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
 
 # The plugin ABI version, read from the header so that it cannot drift.
 file(STRINGS ${PROJECT_SOURCE_DIR}/include/warren/plugin.h warren_abi_lines
@@ -63,10 +74,10 @@ configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/warrenConfig.cmake.in
                               INSTALL_DESTINATION ${WARREN_INSTALL_CMAKEDIR}
                               PATH_VARS CMAKE_INSTALL_INCLUDEDIR WARREN_INSTALL_PLUGINDIR)
 # Version 0.x: a request for 0.1 accepts any 0.y. The plugin ABI has its own
-# versioning (WARREN_PLUGIN_ABI_MAJOR), checked by warrend at load time.
+# versioning (WARREN_PLUGIN_ABI_MAJOR), checked by warrend at load time. Not
+# ARCH_INDEPENDENT: warren::client is a library of one architecture.
 write_basic_package_version_file(${warren_config_dir}/warrenConfigVersion.cmake
-                                 VERSION ${PROJECT_VERSION} COMPATIBILITY SameMajorVersion
-                                 ARCH_INDEPENDENT)
+                                 VERSION ${PROJECT_VERSION} COMPATIBILITY SameMajorVersion)
 install(FILES ${warren_config_dir}/warrenConfig.cmake
               ${warren_config_dir}/warrenConfigVersion.cmake
               ${PROJECT_SOURCE_DIR}/cmake/warrenAddPlugin.cmake

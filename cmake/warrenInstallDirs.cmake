@@ -11,6 +11,13 @@
 # made at install time, not here, so one build tree serves both a staged
 # install with --prefix and the .deb (cpack installs it with prefix /usr).
 include_guard(GLOBAL)
+# Libraries (libwarren-client) go to the multiarch folder, as Debian puts
+# them (lib/x86_64-linux-gnu), whatever the configure-time prefix: cpack
+# installs with prefix /usr a tree configured for /usr/local.
+if(CMAKE_LIBRARY_ARCHITECTURE)
+  set(CMAKE_INSTALL_LIBDIR "lib/${CMAKE_LIBRARY_ARCHITECTURE}" CACHE PATH
+      "Object code libraries (LIBDIR)")
+endif()
 include(GNUInstallDirs)
 
 # install() rules that name no component belong to the warren package, not to

@@ -25,6 +25,14 @@
 #include <utility>
 #include <vector>
 
+// What libwarren-client.so exports (client/libwarren-client.map versions
+// it); everything else in the library is hidden.
+#if defined(__GNUC__)
+#define WARREN_CLIENT_API __attribute__((visibility("default")))
+#else
+#define WARREN_CLIENT_API
+#endif
+
 namespace warren {
 
 enum class ReplyMode {
@@ -102,7 +110,7 @@ enum class CallStatus {
   kRejected,
 };
 
-std::string_view callStatusName(CallStatus status) noexcept;
+WARREN_CLIENT_API std::string_view callStatusName(CallStatus status) noexcept;
 
 // The result of one call, as callbacks receive it (no exceptions).
 struct CallOutcome {
@@ -114,7 +122,7 @@ struct CallOutcome {
 };
 
 // What call() throws and callAsync()'s future holds when a call fails.
-class CallError : public std::runtime_error {
+class WARREN_CLIENT_API CallError : public std::runtime_error {
  public:
   CallError(CallStatus status, std::string error_code, const std::string& message)
       : std::runtime_error(message), status_(status), error_code_(std::move(error_code)) {}
@@ -149,7 +157,7 @@ struct ClientStats {
   std::uint64_t republished = 0;
 };
 
-class Client {
+class WARREN_CLIENT_API Client {
  public:
   // Connects at once; throws CallError(kNotConnected) when the broker cannot
   // be reached, std::invalid_argument when the URL is malformed. A connection lost later fails the
@@ -179,9 +187,9 @@ class Client {
 
 // The broker URL a command-line tool should use: `flag` when not empty,
 // else $WARREN_BROKER_URL, else the local default.
-std::string defaultBrokerUrl(std::string_view flag = {});
+WARREN_CLIENT_API std::string defaultBrokerUrl(std::string_view flag = {});
 // The password file a command-line tool should use: `flag` when not empty,
 // else $WARREN_BROKER_PASSWORD_FILE, else none ("").
-std::string defaultPasswordFile(std::string_view flag = {});
+WARREN_CLIENT_API std::string defaultPasswordFile(std::string_view flag = {});
 
 }  // namespace warren

@@ -28,10 +28,12 @@ echo "== cpack"
   fail "cpack failed:"$'\n'"$(cat "$tmp/cpack.log")"
 arch=$(dpkg --print-architecture)
 deb=$tmp/out/warren_${version}_${arch}.deb
-dev=$tmp/out/warren-dev_${version}_all.deb
+dev=$tmp/out/warren-dev_${version}_${arch}.deb
+lib=$tmp/out/libwarren-client0_${version}_${arch}.deb
 [[ -f $deb ]] || fail "no $(basename "$deb"); cpack made: $(ls "$tmp/out")"
 [[ -f $dev ]] || fail "no $(basename "$dev"); cpack made: $(ls "$tmp/out")"
-echo "built $(basename "$deb") and $(basename "$dev")"
+[[ -f $lib ]] || fail "no $(basename "$lib"); cpack made: $(ls "$tmp/out")"
+echo "built $(basename "$deb"), $(basename "$dev") and $(basename "$lib")"
 
 expect_paths() {  # DEB PATH...
   local package=$1
@@ -56,7 +58,13 @@ expect_paths "$deb" usr/bin/warrend usr/bin/warren-call usr/bin/warren-bench \
 expect_paths "$dev" usr/include/warren/plugin.h usr/include/warren/plugin.hpp \
   usr/share/cmake/warren/warrenConfig.cmake usr/share/cmake/warren/warrenConfigVersion.cmake \
   usr/share/cmake/warren/warrenAddPlugin.cmake \
-  usr/share/doc/warren-dev/copyright usr/share/doc/warren-dev/changelog.gz
+  usr/share/doc/warren-dev/copyright usr/share/doc/warren-dev/changelog.gz \
+  usr/include/warren/client.hpp "usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/libwarren-client.so" \
+  "usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/pkgconfig/warren-client.pc" \
+  usr/share/cmake/warren/warrenClientTargets.cmake
+expect_paths "$lib" "usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/libwarren-client.so.0" \
+  "usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/libwarren-client.so.${version}" \
+  usr/share/doc/libwarren-client0/copyright usr/share/doc/libwarren-client0/changelog.gz
 # The SDK package carries no binaries, the daemon package no headers.
 ! dpkg-deb -c "$dev" | grep -q '/usr/bin/' || fail "warren-dev carries programs"
 ! dpkg-deb -c "$deb" | grep -q '/usr/include/' || fail "warren carries headers"
@@ -73,7 +81,16 @@ field() { dpkg-deb -f "$1" "$2"; }
 [[ $(field "$deb" Package) == warren ]] || fail "Package: $(field "$deb" Package)"
 [[ $(field "$deb" Version) == "$version" ]] || fail "Version: $(field "$deb" Version)"
 [[ $(field "$deb" Architecture) == "$arch" ]] || fail "Architecture: $(field "$deb" Architecture)"
-[[ $(field "$dev" Architecture) == all ]] || fail "warren-dev Architecture: $(field "$dev" Architecture)"
+[[ $(field "$dev" Architecture) == "$arch" ]] || fail "warren-dev Architecture: $(field "$dev" Architecture)"
+# The library package: named after the SONAME, with shlibs and the
+# ldconfig trigger; warren-dev needs exactly its version.
+[[ $(dpkg-deb -I "$lib" shlibs) == "libwarren-client 0 libwarren-client0 (>= $version)" ]] ||
+  fail "libwarren-client0's shlibs: $(dpkg-deb -I "$lib" shlibs)"
+[[ $(dpkg-deb -I "$lib" triggers) == "activate-noawait ldconfig" ]] ||
+  fail "libwarren-client0 has no ldconfig trigger"
+[[ $(field "$dev" Depends) == "libwarren-client0 (= $version)" ]] ||
+  fail "warren-dev Depends: $(field "$dev" Depends)"
+[[ $(field "$lib" Depends) == *librabbitmq4* ]] || fail "libwarren-client0 Depends: $(field "$lib" Depends)"
 depends=$(field "$deb" Depends)
 for needed in adduser init-system-helpers libc6 librabbitmq4; do
   [[ $depends == *"$needed"* ]] || fail "Depends lacks $needed: $depends"
@@ -103,7 +120,7 @@ echo "dpkg-deb -I: conffiles and maintainer scripts: OK"
 command -v lintian >/dev/null || fail "lintian is not installed (scripts/install-deps installs it)"
 echo "== lintian"
 status=0
-lintian --fail-on error --tag-display-limit 0 "$deb" "$dev" >"$tmp/lintian.log" 2>&1 || status=$?
+lintian --fail-on error --tag-display-limit 0 "$deb" "$dev" "$lib" >"$tmp/lintian.log" 2>&1 || status=$?
 cat "$tmp/lintian.log"
 [[ $status == 0 ]] || fail "lintian reports errors (exit $status)"
 grep -q '^E: ' "$tmp/lintian.log" && fail "lintian reports errors"
@@ -111,7 +128,7 @@ echo "lintian: no errors ($(grep -c '^W: ' "$tmp/lintian.log" || true) warning(s
 
 # The licence: a machine-readable copyright file that lintian accepts, at
 # every level (-I: info tags too), naming the licence of LICENSE.
-lintian -I --tag-display-limit 0 "$deb" "$dev" >"$tmp/lintian-info.log" 2>&1 || true
+lintian -I --tag-display-limit 0 "$deb" "$dev" "$lib" >"$tmp/lintian-info.log" 2>&1 || true
 ! grep -iE 'copyright|licen[cs]e' "$tmp/lintian-info.log" ||
   fail "lintian -I has tags about the copyright file"
 copyright=$(dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/share/doc/warren/copyright)

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# The plugin SDK from a staged install: `cmake --install` into a temporary
-# prefix lays out what was promised; plugins/upper, copied out of the tree as
-# an author would, builds against it with find_package(warren); and warrend
-# --check loads the result with good options and refuses bad ones.
+# The plugin SDK and the client library from a staged install: `cmake
+# --install` into a temporary prefix lays out what was promised;
+# plugins/upper, copied out of the tree as an author would, builds against it
+# with find_package(warren); warrend --check loads the result with good
+# options and refuses bad ones; and a small caller built against
+# libwarren-client.so.0, once with find_package(warren) (warren::client) and
+# once with pkg-config, calls a running warrend.
 #   sdk_test.sh BUILD_DIR SOURCE_DIR WARREND
 set -euo pipefail
 build_dir=$(realpath "$1")
@@ -27,6 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 stage=$tmp/stage
+multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 
 echo "== cmake --install $build_dir --prefix $stage"
 cmake --install "$build_dir" --prefix "$stage" >"$tmp/install.log" 2>&1 ||
@@ -37,7 +41,9 @@ for path in bin/warrend bin/warren-call bin/warren-bench \
   share/doc/warren/README.md share/doc/warren/plugins.md share/doc/warren/packaging.md \
   include/warren/plugin.h include/warren/plugin.hpp \
   share/cmake/warren/warrenConfig.cmake share/cmake/warren/warrenConfigVersion.cmake \
-  share/cmake/warren/warrenAddPlugin.cmake; do
+  share/cmake/warren/warrenAddPlugin.cmake share/cmake/warren/warrenClientTargets.cmake \
+  include/warren/client.hpp "lib/$multiarch/libwarren-client.so.0" \
+  "lib/$multiarch/pkgconfig/warren-client.pc"; do
   [[ -f $stage/$path ]] || fail "the staged install lacks $path"
 done
 # Debian metadata is for the .deb only (EXCLUDE_FROM_ALL).
@@ -173,6 +179,71 @@ await_log "consuming 'sdk_shout'"
 answer=$("$stage/bin/warren-call" --broker "$url" --timeout 10 sdk_shout "hello") ||
   fail "the reloaded upper plugin did not answer:"$'\n'"$(cat "$tmp/warrend.log")"
 [[ $answer == "> HELLO" ]] || fail "upper answered '$answer', expected '> HELLO'"
+
+echo "== libwarren-client from $stage: find_package(warren) and pkg-config"
+# Exactly the API of <warren/client.hpp>, in the version node WARREN_CLIENT_0.
+library=$stage/lib/$multiarch/libwarren-client.so.0
+[[ $(objdump -p "$library" | awk '$1 == "SONAME" {print $2}') == libwarren-client.so.0 ]] ||
+  fail "the library's SONAME is not libwarren-client.so.0"
+exported=$(nm -D --defined-only "$library" | awk '{print $3}' | sort)
+unversioned=$(grep -v '@@WARREN_CLIENT_0$' <<<"$exported" | grep -vx WARREN_CLIENT_0 || true)
+[[ -z $unversioned ]] || fail "symbols outside WARREN_CLIENT_0:"$'\n'"$unversioned"
+api=$(nm -D --defined-only -C "$library" | awk '{$1 = $2 = ""; print}' | sed -E 's/^ +//; s/\(.*//; s/\[abi:cxx11\]//; s/@@.*//' | LC_ALL=C sort -u | tr '\n' ';')
+expected_api="WARREN_CLIENT_0;typeinfo for warren::CallError;typeinfo name for warren::CallError;"
+expected_api+="vtable for warren::CallError;warren::Client::Client;warren::Client::call;"
+expected_api+="warren::Client::callAsync;warren::Client::stats;warren::Client::~Client;"
+expected_api+="warren::callStatusName;warren::defaultBrokerUrl;warren::defaultPasswordFile;"
+[[ $api == "$expected_api" ]] ||
+  fail "libwarren-client exports: $api"
+mkdir "$tmp/caller"
+cat >"$tmp/caller/caller.cpp" <<'CPP'
+// caller URL QUEUE BODY: one call; the reply on stdout, or the failure.
+#include <warren/client.hpp>
+
+#include <iostream>
+
+int main(int argc, char** argv) {
+  if (argc != 4) return 2;
+  warren::ClientOptions options;
+  options.broker_url = argv[1];
+  warren::Client client(options);
+  try {
+    std::cout << client.call(argv[2], argv[3]).body << "\n";
+  } catch (const warren::CallError& e) {  // thrown inside the library
+    std::cout << warren::callStatusName(e.status()) << " " << e.errorCode() << "\n";
+    return 1;
+  }
+}
+CPP
+cat >"$tmp/caller/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required(VERSION 3.25)
+project(caller CXX)
+set(CMAKE_CXX_STANDARD 17)
+find_package(warren 0.1 REQUIRED)
+add_executable(caller caller.cpp)
+target_link_libraries(caller PRIVATE warren::client)
+CMAKE
+cmake -S "$tmp/caller" -B "$tmp/caller-build" -DCMAKE_PREFIX_PATH="$stage" >"$tmp/caller.log" 2>&1 &&
+  cmake --build "$tmp/caller-build" >>"$tmp/caller.log" 2>&1 ||
+  fail "building the caller with find_package(warren) failed:"$'\n'"$(cat "$tmp/caller.log")"
+PKG_CONFIG_PATH=$stage/lib/$multiarch/pkgconfig
+export PKG_CONFIG_PATH
+g++ -std=c++17 -o "$tmp/caller-pc" "$tmp/caller/caller.cpp" $(pkg-config --cflags --libs warren-client) \
+  >"$tmp/caller-pc.log" 2>&1 || fail "building the caller with pkg-config failed:"$'\n'"$(cat "$tmp/caller-pc.log")"
+for caller in "$tmp/caller-build/caller" "$tmp/caller-pc"; do
+  ldd "$caller" | grep -q "libwarren-client.so.0 => $stage/lib/$multiarch/" ||
+    LD_LIBRARY_PATH=$stage/lib/$multiarch ldd "$caller" | grep -q "libwarren-client.so.0 => $stage/lib/$multiarch/" ||
+    fail "$caller does not load the staged libwarren-client.so.0"
+  reply=$(LD_LIBRARY_PATH=$stage/lib/$multiarch "$caller" "$url" sdk_sum 40,2) ||
+    fail "$caller: $reply"
+  [[ $reply == 42 ]] || fail "$caller replyed '$reply'"
+  status=0
+  reply=$(LD_LIBRARY_PATH=$stage/lib/$multiarch "$caller" "$url" sdk_sum 1,x) || status=$?
+  [[ $status == 1 && $reply == "remote_error invalid_argument" ]] ||
+    fail "$caller on 1,x: exit $status, '$reply'"
+done
+echo "callers built with find_package(warren) and pkg-config: 42, and the CallError of 1,x caught: OK"
+
 kill -TERM "$warrend_pid"
 wait "$warrend_pid" || fail "warrend did not exit 0 after SIGTERM:"$'\n'"$(cat "$tmp/warrend.log")"
 warrend_pid=
