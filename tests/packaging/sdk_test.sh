@@ -113,24 +113,9 @@ cmp -s "$plugin" "$stage/lib/warren/plugins/upper.so" ||
 echo "out-of-tree install into WARREN_PLUGIN_INSTALL_DIR: OK"
 
 echo "== drop upper.so into a running warrend, add its queue, SIGHUP"
-# A free port below 45000 whose +20000 (the node's Erlang distribution port)
+# A free port whose +20000 (the node's Erlang distribution port)
 # is free too.
-port=$(python3 - <<'PY'
-import random, socket
-def free(port):
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-while True:
-    port = random.randint(20000, 44999)
-    if free(port) and free(port + 20000):
-        print(port)
-        break
-PY
-)
+port=$(/usr/bin/python3 "$source_dir/tests/scripts/free_ports.py" 1) || fail "no free loopback port"
 # Its own directory: the broker runs as the rabbitmq user, who cannot enter $tmp.
 broker_dir=$(mktemp -d)
 "$source_dir/scripts/rabbitmq-private" start "$broker_dir" "$port" >"$tmp/broker.log" 2>&1 ||

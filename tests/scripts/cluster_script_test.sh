@@ -28,25 +28,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# PORT such that PORT..PORT+2 and their distribution ports (+20000) are free,
-# clear of the CLI's own distribution ports (35672..35682).
-port=$(/usr/bin/python3 - <<'PY'
-import random, socket
-def free(port):
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-for _ in range(500):
-    base = random.randint(20000, 25000)
-    ports = [p + d for p in range(base, base + 3) for d in (0, 20000)]
-    if all(free(p) and not 35672 <= p <= 35682 for p in ports):
-        print(base)
-        break
-PY
-)
+# PORT such that PORT..PORT+2 and their distribution ports (+20000) are free.
+read -r port _ < <(/usr/bin/python3 "$(dirname "$0")/free_ports.py" 3 --consecutive) || true
 [[ -n $port ]] || fail "found no free range of 3 loopback ports"
 
 step "starting a cluster on ports $port..$((port + 2)) in $dir"

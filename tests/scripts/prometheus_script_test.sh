@@ -39,27 +39,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Three free loopback ports: the broker's (with +20000 free for its
-# distribution port, and clear of the CLI's 35672..35682), warrend's
-# metrics, Prometheus's web.
-read -r broker_port metrics_port web_port < <(/usr/bin/python3 - <<'PY'
-import random, socket
-def free(port):
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-ports = []
-while len(ports) < 3:
-    port = random.randint(20000, 30000)
-    if port in ports or not free(port) or (not ports and (not free(port + 20000) or 35672 <= port + 20000 <= 35682)):
-        continue
-    ports.append(port)
-print(*ports)
-PY
-)
+# Three free loopback ports: the broker's (its distribution port +20000
+# free too), warrend's metrics, Prometheus's web.
+read -r broker_port metrics_port web_port < <(/usr/bin/python3 "$(dirname "$0")/free_ports.py" 1 2) ||
+  fail "no free loopback ports"
 
 # GET URL -> body on stdout; fails on a non-2xx status.
 get() { /usr/bin/python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$1"; }

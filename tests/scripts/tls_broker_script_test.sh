@@ -28,24 +28,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# PORT (and PORT + 20000 for distribution) and TLSPORT, free on loopback and
-# clear of the CLI's own distribution ports (35672..35682).
-read -r port tls_port < <(/usr/bin/python3 - <<'PY'
-import random, socket
-def free(port):
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-for _ in range(500):
-    port, tls_port = random.randint(20000, 25000), random.randint(25001, 30000)
-    if all(free(p) and not 35672 <= p <= 35682 for p in (port, port + 20000, tls_port)):
-        print(port, tls_port)
-        break
-PY
-)
+# PORT (and PORT + 20000 for distribution) and TLSPORT, free on loopback.
+read -r port tls_port < <(/usr/bin/python3 "$(dirname "$0")/free_ports.py" 1 1) || true
 [[ -n ${tls_port:-} ]] || fail "found no free loopback ports"
 certs=$dir/tls
 
