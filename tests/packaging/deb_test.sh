@@ -66,8 +66,12 @@ expect_paths "$lib" "usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/libwarren
   "usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/libwarren-client.so.${version}" \
   usr/share/doc/libwarren-client0/copyright usr/share/doc/libwarren-client0/changelog.gz
 # The SDK package carries no binaries, the daemon package no headers.
-! dpkg-deb -c "$dev" | grep -q '/usr/bin/' || fail "warren-dev carries programs"
-! dpkg-deb -c "$deb" | grep -q '/usr/include/' || fail "warren carries headers"
+# (Listings kept first: under pipefail, `dpkg-deb -c | grep -q` fails
+# whenever grep stops reading before dpkg-deb is done.)
+dev_listing=$(dpkg-deb -c "$dev")
+deb_listing=$(dpkg-deb -c "$deb")
+! grep -q '/usr/bin/' <<<"$dev_listing" || fail "warren-dev carries programs"
+! grep -q '/usr/include/' <<<"$deb_listing" || fail "warren carries headers"
 echo "dpkg-deb -c: every promised path is there"
 
 # The files are the tree's own, unchanged for prefix /usr.
@@ -140,7 +144,7 @@ echo "copyright: Apache-2.0, no lintian tags about it"
 # lintian finds wrong with them (no override hides a missing one).
 ! grep -E 'no-manual-page|manpage-|groff-message' "$tmp/lintian-info.log" ||
   fail "lintian -I has tags about the manual pages"
-! dpkg-deb -c "$deb" | grep -q 'lintian/overrides' || fail "the package carries lintian overrides"
+! grep -q 'lintian/overrides' <<<"$deb_listing" || fail "the package carries lintian overrides"
 echo "manual pages: warrend(8), warren-call(1), warren-bench(1), warren.yaml(5); no lintian tags"
 
 if [[ $build_kind == hardened ]]; then

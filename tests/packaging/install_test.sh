@@ -64,7 +64,8 @@ IFS=: read -r _ _ uid gid _ home shell < <(in_root getent passwd warren) || fail
 [[ $home == /nonexistent && $shell == /usr/sbin/nologin ]] || fail "home $home, shell $shell"
 [[ ! -e $root/nonexistent ]] || fail "a home folder was created"
 # The conffile, readable by root and warren alone.
-in_root dpkg-query -W -f='${Conffiles}\n' warren | grep -q '^ /etc/warren/warren.yaml ' ||
+conffiles=$(in_root dpkg-query -W -f='${Conffiles}\n' warren)
+grep -q '^ /etc/warren/warren.yaml ' <<<"$conffiles" ||
   fail "/etc/warren/warren.yaml is not a conffile"
 [[ $(in_root stat -c '%U:%G %a' /etc/warren/warren.yaml) == "root:warren 640" ]] ||
   fail "warren.yaml is $(in_root stat -c '%U:%G %a' /etc/warren/warren.yaml)"

@@ -216,9 +216,11 @@ export PKG_CONFIG_PATH
 g++ -std=c++17 -o "$tmp/caller-pc" "$tmp/caller/caller.cpp" $(pkg-config --cflags --libs warren-client) \
   >"$tmp/caller-pc.log" 2>&1 || fail "building the caller with pkg-config failed:"$'\n'"$(cat "$tmp/caller-pc.log")"
 for caller in "$tmp/caller-build/caller" "$tmp/caller-pc"; do
-  ldd "$caller" | grep -q "libwarren-client.so.0 => $stage/lib/$multiarch/" ||
-    LD_LIBRARY_PATH=$stage/lib/$multiarch ldd "$caller" | grep -q "libwarren-client.so.0 => $stage/lib/$multiarch/" ||
-    fail "$caller does not load the staged libwarren-client.so.0"
+  # (ldd's output is kept first: `ldd | grep -q` under pipefail fails
+  # whenever grep stops reading before ldd is done writing.)
+  libraries=$(LD_LIBRARY_PATH=$stage/lib/$multiarch ldd "$caller")
+  grep -qF "libwarren-client.so.0 => $stage/lib/$multiarch/" <<<"$libraries" ||
+    fail "$caller does not load the staged libwarren-client.so.0:"$'\n'"$libraries"
   reply=$(LD_LIBRARY_PATH=$stage/lib/$multiarch "$caller" "$url" sdk_sum 40,2) ||
     fail "$caller: $reply"
   [[ $reply == 42 ]] || fail "$caller replyed '$reply'"
